@@ -1,0 +1,1 @@
+"""The `turnwise` command line: thin commands over the stage cores. The only place logging is configured."""
