@@ -178,6 +178,9 @@ class RunManifest:
             "versions": package_versions(),
             "runs": previous.get("runs", []),
         }
+        for run in self.data["runs"]:
+            if run.get("status") == "running":  # that process never reached finish(): killed or crashed
+                run["status"] = "died"
         self._start = time.time()
         self._run: dict[str, Any] = {"started": _iso(self._start), "status": "running"}
         self.data["runs"].append(self._run)

@@ -83,4 +83,7 @@ def test_manifest_keeps_every_run(tmp_path):
     data = json.loads(manifest_path(out).read_text())
     assert [r["status"] for r in data["runs"]] == ["interrupted", "complete"]
     assert data["counts"] == {"ok": 5} and data["versions"]["turnwise"]
+    RunManifest(out, "generate", {})  # a run that is killed before finish()
+    third = RunManifest(out, "generate", {})
+    assert [r["status"] for r in third.data["runs"]] == ["interrupted", "complete", "died", "running"]
     assert manifest_path(out).name == "out.manifest.json"
