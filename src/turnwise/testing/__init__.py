@@ -1,0 +1,1 @@
+"""Offline helpers for tests and the quickstart: tiny models built locally, no hub download needed."""
