@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,12 +15,15 @@ from turnwise.models.base import ModelSpec
 
 stderr = Console(stderr=True)
 
-Model = Annotated[str, typer.Option("--model", "-m", help="Hub id or local path (local, vllm), or the served name (openai).")]
+Model = Annotated[
+    str, typer.Option("--model", "-m", help="Hub id or local path (local, vllm), or the served name (openai).")
+]
 Backend = Annotated[
-    str, typer.Option(help="openai, local, vllm, module:Class, or auto (openai with --base-url, local for a directory).")
+    str, typer.Option(help="openai, local, vllm, module:Class, or auto (openai with --base-url, local for a dir).")
 ]
 BaseUrl = Annotated[
-    list[str] | None, typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (repeat for several).")
+    list[str] | None,
+    typer.Option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (repeat for several)."),
 ]
 ApiKeyEnv = Annotated[
     str | None, typer.Option(help="Name of the environment variable that holds the API key (the key is never stored).")
@@ -28,9 +31,13 @@ ApiKeyEnv = Annotated[
 Concurrency = Annotated[int, typer.Option(help="Requests in flight per base URL (openai) or batch size (local, vllm).")]
 Timeout = Annotated[float, typer.Option("--timeout", help="Per-request timeout in seconds (openai).")]
 MaxRetries = Annotated[int, typer.Option(help="Retries on 429/5xx/timeouts/broken replies (openai).")]
-ChatTemplate = Annotated[str | None, typer.Option(help="Chat template (Jinja file or inline) for models that ship none.")]
+ChatTemplate = Annotated[
+    str | None, typer.Option(help="Chat template (Jinja file or inline) for models that ship none.")
+]
 Dtype = Annotated[str, typer.Option(help="Torch dtype for local and vllm: auto, float32, bfloat16, float16.")]
-Cache = Annotated[Path | None, typer.Option(help="Response cache file (default: $TURNWISE_CACHE or ~/.cache/turnwise).")]
+Cache = Annotated[
+    Path | None, typer.Option(help="Response cache file (default: $TURNWISE_CACHE or ~/.cache/turnwise).")
+]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Call the model even for requests answered before.")]
 
 
