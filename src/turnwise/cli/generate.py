@@ -53,17 +53,19 @@ def generate(
     manifest = RunManifest(output, "generate", config)
     if store.resumed:
         opt.stderr.print(f"resuming: {store.resumed} records already in {output}")
-    asyncio.run(_run(spec, settings, conversations, store, manifest, cache_path, max_in_flight, skipped))
+    total = opt.count_lines(input)
+    asyncio.run(_run(spec, settings, conversations, store, manifest, cache_path, max_in_flight, skipped, total))
 
 
-async def _run(spec, settings, conversations, store, manifest, cache_path, max_in_flight, skipped) -> None:
+async def _run(spec, settings, conversations, store, manifest, cache_path, max_in_flight, skipped, total) -> None:
     chat_model = load_model(spec)
     cache = ResponseCache(cache_path) if cache_path else None
     if cache is not None:
         chat_model = CachedChatModel(chat_model, cache)
     status, cost = "error", {}
     try:
-        with opt.progress_bar("generate", None) as progress:
+        with opt.progress_bar("generate", total) as progress:
+            progress.advance(0, store.resumed)
             result = await run_generate(conversations, chat_model, store, settings, max_in_flight=max_in_flight,
                                         on_record=lambda _: progress.advance(0))
         cost, status = result.cost.to_dict(), "complete"

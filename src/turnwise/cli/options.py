@@ -65,6 +65,16 @@ def build_spec(
     )
 
 
+def count_lines(path: Path) -> int | None:
+    """Records in a JSON Lines file, counted cheaply for a progress bar's total (None for a JSON array)."""
+    with open(path, "rb") as f:
+        head = f.read(1024).lstrip()
+        if head.startswith(b"["):
+            return None
+        f.seek(0)
+        return sum(1 for line in f if line.strip())
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Progress]:
     """A progress bar on stderr; it hides itself when stderr is not a terminal."""
