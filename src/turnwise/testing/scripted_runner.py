@@ -128,14 +128,19 @@ def spawn_server(config: ServerConfig | None = None, start_timeout_s: float = 30
     try:
         yield _read_url(proc, start_timeout_s)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Terminate a child process, and kill it if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
 
 
 def _read_url(proc: subprocess.Popen[str], timeout_s: float) -> str:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from turnwise.errors import TurnwiseError
+from turnwise.testing.scripted_runner import stop_process
 
 
 def free_port() -> int:
@@ -52,12 +53,7 @@ def serve_model(
         _wait_ready(proc, base_url, start_timeout_s)
         yield base_url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s=15)
         if log_path:
             log.close()
 
