@@ -36,13 +36,14 @@ def _options(
 def _register() -> None:
     # Imported here so that `turnwise --help` stays fast: command modules import their heavy
     # dependencies inside the command bodies, never at module level.
-    from turnwise.cli import convert, generate, mask, quickstart, tiny
+    from turnwise.cli import convert, generate, mask, quickstart, tiny, train
 
     app.command("convert")(convert.convert)
     app.command("generate")(generate.generate)
     app.command("show-mask")(mask.show_mask)
     app.command("tiny-model")(tiny.tiny_model)
     app.command("quickstart")(quickstart.quickstart)
+    app.add_typer(train.app, name="train")
 
 
 _register()
