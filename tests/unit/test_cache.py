@@ -53,6 +53,15 @@ async def test_failures_are_not_cached(tmp_path):
     assert not failed.ok and ok.text == "fine" and len(fake.seen) == 2
 
 
+async def test_empty_texts_are_not_cached(tmp_path):
+    replies = iter(["", "fine"])
+    fake = FakeChatModel(lambda _: next(replies))
+    model = CachedChatModel(fake, ResponseCache(tmp_path / "c.sqlite"))
+    [empty] = await model.chat([CONV], GREEDY)
+    [ok] = await model.chat([CONV], GREEDY)
+    assert empty.ok and empty.text == "" and ok.text == "fine" and len(fake.seen) == 2
+
+
 async def test_each_sample_has_its_own_entry(tmp_path):
     cache = ResponseCache(tmp_path / "c.sqlite")
     fake = FakeChatModel()

@@ -1,7 +1,7 @@
 """A response cache in front of every backend, so a re-run or a resume pays for nothing twice.
 
 Entries live in one SQLite file, keyed by a hash of (backend, model, generation settings, messages,
-sample index). Only successful completions are stored: a failed call is retried on the next run.
+sample index). Only successful, non-empty completions are stored: a failed call is retried on the next run.
 The file is opened in WAL mode and every write is its own short transaction, so a crash loses at most
 the call in flight, and readers in other processes see finished entries at once.
 """
@@ -151,8 +151,8 @@ class CachedChatModel:
     def _store(self, keys: list[list[str]], completions: list[Completion]) -> None:
         items = []
         for ks, completion in zip(keys, completions, strict=True):
-            if not completion.ok or len(completion.texts) != len(ks):
-                continue
+            if not completion.ok or len(completion.texts) != len(ks) or not all(t.strip() for t in completion.texts):
+                continue  # failures and empty texts are not kept: a re-run (or --retry-failed) asks again
             for i, key in enumerate(ks):
                 entry = {"text": completion.texts[i], "finish_reason": completion.finish_reasons[i]}
                 if i == 0:  # the call's usage is kept once, with the first sample
