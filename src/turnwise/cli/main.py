@@ -45,6 +45,11 @@ def _register() -> None:
     app.command("quickstart")(quickstart.quickstart)
     app.add_typer(train.app, name="train")
 
+    from turnwise.cli import bestofn, score  # AI-feedback scores (LongReward) and best-of-N pairs
+
+    app.command("score")(score.score)
+    app.command("bestofn")(bestofn.bestofn)
+
 
 _register()
 
