@@ -142,10 +142,30 @@ def test_ask_through_the_cli(dialogues, tiny_llama3_dir, tmp_path, capsys):
     out = tmp_path / "ask"
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "ask", "--data", str(dialogues), "--model", str(tiny_llama3_dir), "--output", str(out),
-              "--max-steps", "3", "--set", "gradient_checkpointing=false", "--set", "max_length=100",
+              "--max-steps", "3", "--set", "gradient_checkpointing=false", "--set", "max_length=250",
               "--set", "trl_args={disable_tqdm: true}"])
     assert exit_info.value.code == 0
     err = capsys.readouterr().err
     assert "ask: read 16; 16 rows (" in err and "ask: 3 steps" in err
     assert "rows shortened" in (out / "README.md").read_text(encoding="utf-8")
     assert json.loads((out / "train.manifest.json").read_text(encoding="utf-8"))["data"]["shortened"] > 0
+
+
+def test_ask_trains_on_the_flipped_view_simulate_sends(dialogues, tiny_model_dir, tmp_path):
+    """The ask model's loss tokens are exactly the original user turns (+ end-of-turn), seen as the assistant
+    role after the simulator instruction and opener, the view `turnwise simulate --mode ask` queries."""
+    from turnwise.simulate.prompts import simulator_prompt
+    from turnwise.train.configs import AskTrainConfig
+    from turnwise.train.sft import build_sft_trainer
+
+    cfg = load_config(AskTrainConfig, overrides={"data": str(dialogues), "model": str(tiny_model_dir),
+                                                 "output": str(tmp_path / "ask"), "max_length": 512})
+    trainer, _, _ = build_sft_trainer(cfg)
+    tokenizer = trainer.processing_class
+    row = trainer.train_dataset[1]  # d1: two user turns
+    loss_text = tokenizer.decode([t for t, lab in zip(row["input_ids"], row["labels"], strict=True) if lab != -100])
+    assert loss_text == "What did Bob do with the old library?<|im_end|>And then?<|im_end|>"
+    prompt = simulator_prompt("ask", "en")
+    full = tokenizer.decode(row["input_ids"])
+    assert full.index(prompt.system) < full.index(prompt.opener) < full.index("What did Bob do")
+    assert full.index("What did Bob do") < full.index("Bob painted") < full.index("And then?")

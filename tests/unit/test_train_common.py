@@ -101,7 +101,7 @@ def test_last_checkpoint(tmp_path):
 def test_every_field_is_documented():
     for cls in (SFTTrainConfig, AskTrainConfig, DPOTrainConfig):
         assert all(field_docs(cls).values()), cls
-    assert AskTrainConfig(**REQUIRED).train_on == ["user"]
+    assert AskTrainConfig(**REQUIRED).train_on == ["assistant"]  # on the flipped view: the user turns
     with pytest.raises(ValueError, match="train_on"):
         cfg(train_on=["system"])
 

@@ -15,7 +15,7 @@ import json
 import pytest
 
 from turnwise.data.render import IGNORE_INDEX
-from turnwise.train.configs import AskTrainConfig, SFTTrainConfig
+from turnwise.train.configs import SFTTrainConfig
 
 pytest.importorskip("trl")
 
@@ -30,9 +30,9 @@ CONVERSATION = [
 ]
 EXPECTED = {
     ("chatml", "sft"): (86, [32, 33, 34, 57, 58, 59, 82, 83, 84]),
-    ("chatml", "ask"): (86, [17, 18, 19, 42, 43, 44, 67, 68, 69]),
+    ("chatml", "user"): (86, [17, 18, 19, 42, 43, 44, 67, 68, 69]),
     ("llama3", "sft"): (94, [37, 38, 39, 64, 65, 66, 91, 92, 93]),
-    ("llama3", "ask"): (94, [21, 22, 23, 48, 49, 50, 75, 76, 77]),
+    ("llama3", "user"): (94, [21, 22, 23, 48, 49, 50, 75, 76, 77]),
 }
 
 
@@ -51,9 +51,11 @@ def test_trl_trains_on_our_labels(byte_models, tmp_path, template, kind):
 
     data = tmp_path / "one.jsonl"
     data.write_text(json.dumps({"id": "c0", "messages": CONVERSATION}) + "\n", encoding="utf-8")
-    cls = AskTrainConfig if kind == "ask" else SFTTrainConfig
-    cfg = cls(data=str(data), model=str(byte_models[template]), output=str(tmp_path / "out"), max_length=200,
-              gradient_checkpointing=False, trl_args={"disable_tqdm": True})
+    # "user": the loss on the user turns of the dialogue as it is (`--set train_on=user`); `train ask` flips
+    # the dialogue first, see tests/integration/test_train_sft.py.
+    cfg = SFTTrainConfig(data=str(data), model=str(byte_models[template]), output=str(tmp_path / "out"),
+                         max_length=200, gradient_checkpointing=False, trl_args={"disable_tqdm": True},
+                         train_on=["user"] if kind == "user" else ["assistant"])
     trainer, report, _ = build_sft_trainer(cfg)
     length, expected = EXPECTED[(template, kind)]
 
@@ -65,6 +67,6 @@ def test_trl_trains_on_our_labels(byte_models, tmp_path, template, kind):
     assert [i for i, label in enumerate(labels) if label != IGNORE_INDEX] == expected
     assert all(labels[i] == ids[i] for i in expected)
     eot = trainer.processing_class.eos_token
-    role = "U" if kind == "ask" else "A"
+    role = "U" if kind == "user" else "A"
     spans = [trainer.processing_class.decode(ids[i : i + 3]) for i in expected[::3]]
     assert spans == [f"{role}{k}{eot}" for k in (1, 2, 3)]

@@ -36,14 +36,21 @@ def _options(
 def _register() -> None:
     # Imported here so that `turnwise --help` stays fast: command modules import their heavy
     # dependencies inside the command bodies, never at module level.
-    from turnwise.cli import convert, generate, mask, quickstart, tiny, train
+    from turnwise.cli import convert, generate, mask, quickstart, simulate, tiny, train
 
     app.command("convert")(convert.convert)
     app.command("generate")(generate.generate)
     app.command("show-mask")(mask.show_mask)
     app.command("tiny-model")(tiny.tiny_model)
     app.command("quickstart")(quickstart.quickstart)
+    app.command("simulate")(simulate.simulate)
+    app.command("ask-data")(simulate.ask_data)
     app.add_typer(train.app, name="train")
+
+    from turnwise.cli import capo, detect  # context-dependence detection and CaPO pairs
+
+    app.command("detect")(detect.detect)
+    app.command("capo")(capo.capo)
 
     from turnwise.cli import bestofn, score  # AI-feedback scores (LongReward) and best-of-N pairs
 

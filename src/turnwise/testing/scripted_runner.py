@@ -113,7 +113,7 @@ def server_args(config: ServerConfig, port: int = 0) -> list[str]:
         "--capacity", str(config.capacity), "--fault-rate", str(config.fault_rate),
         "--faults", ",".join(config.fault_kinds), "--fail-first", str(config.fail_first),
         "--retry-after-s", str(config.retry_after_s),
-        "--slow-s", str(config.slow_s), "--seed", str(config.seed),
+        "--slow-s", str(config.slow_s), "--seed", str(config.seed), "--reply", config.reply,
     ]
 
 

@@ -14,6 +14,11 @@ latency from a hash of the request body and the seed, and whether a request fail
 (body, how many times this body has been seen, seed). So a retried request can succeed where the first
 attempt failed, and a run is reproducible.
 
+Replies: ``--reply echo`` (the default) answers ``reply to: <the last user message>``; ``--reply question``
+answers every request with a distinct, plausible question drawn from a hash of the body (a stand-in for
+a user simulator: simulated user turns pass turnwise's filters, and the assistant's turns are questions
+too, which nothing checks).
+
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /stats``, ``POST /stats/reset``.
 """
 
@@ -39,6 +44,7 @@ FAULT_KINDS = ("429", "500", "slow", "malformed", "drop")  # transient: a retry 
 ALL_FAULT_KINDS = (*FAULT_KINDS, "400")  # 400: a request the server rejects; a client must not retry it
 
 Script = Callable[[dict[str, Any]], "str | list[str]"]
+REPLY_MODES = ("echo", "question")
 
 
 @dataclass
@@ -63,6 +69,8 @@ class ServerConfig:
         script: ``script(request_json) -> str | list[str]`` producing the reply text(s); a string is used
             for every sample, a list gives one text per sample (cycled when shorter than ``n``).
         reverse_choices: list the choices last-index first (clients must order them by ``index``).
+        reply: what an unscripted reply says: ``echo`` (:func:`default_reply`) or ``question``
+            (:func:`question_reply`).
         model: the model name ``/v1/models`` reports.
     """
 
@@ -77,6 +85,7 @@ class ServerConfig:
     seed: int = 0
     script: Script | None = None
     reverse_choices: bool = False
+    reply: str = "echo"
     model: str = "scripted"
 
     def __post_init__(self) -> None:
@@ -87,6 +96,8 @@ class ServerConfig:
             raise ValueError(f"fault_rate must be in [0, 1], got {self.fault_rate}")
         if self.capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {self.capacity}")
+        if self.reply not in REPLY_MODES:
+            raise ValueError(f"reply must be one of {', '.join(REPLY_MODES)}, got {self.reply!r}")
         self.fault_kinds = tuple(self.fault_kinds)
 
 
@@ -95,6 +106,33 @@ def default_reply(request: dict[str, Any]) -> str:
     last = next((m.get("content", "") for m in reversed(request.get("messages", [])) if m.get("role") == "user"), "")
     last = " ".join(str(last).split())
     return f"reply to: {last[:57] + '...' if len(last) > 60 else last}"
+
+
+_TOPICS = (
+    "the cache", "the second option", "memory use", "error handling", "the first step", "unit tests",
+    "the database", "latency", "the budget", "security", "the timeline", "the API", "logging", "batch size",
+    "the proof", "the example", "edge cases", "performance", "the deadline", "the team", "the config",
+    "retries", "the schema", "concurrency", "the tokenizer", "the dataset", "the loss", "the baseline",
+    "the results", "the trade-off", "the recipe", "the garden", "the river", "the old library", "the red box",
+    "the small dog", "the new car", "the museum", "the train", "the weather", "the price", "the author",
+)
+_FRAMES = (
+    "Why does {a} matter here?", "Could you give an example with {a}?", "What happens to {a} if {b} changes?",
+    "How would you explain {a} to a beginner?", "Is that better than {b}?", "How does it compare with {b}?",
+    "What are the risks of {a}?", "Can you say more about {a} and {b}?", "Which one should I pick for {a}?",
+    "What did you mean by {a}?", "And what about {b}?", "Does {a} still hold when {b} is large?",
+    "Could you rewrite that with {a} in mind?", "Where does {b} come in?", "How long would {a} take?",
+    "Why not start with {b} instead?",
+)
+
+
+def question_reply(digest: bytes) -> str:
+    """A plausible question chosen by a request body's digest: distinct bodies rarely share one."""
+    pick = int.from_bytes(hashlib.blake2b(digest, digest_size=8, person=b"question").digest(), "big")
+    frame = _FRAMES[pick % len(_FRAMES)]
+    a = _TOPICS[(pick >> 8) % len(_TOPICS)]
+    b = _TOPICS[(pick >> 16) % len(_TOPICS)]
+    return frame.format(a=a, b=b) + f" (#{(pick >> 24) % 10000})"
 
 
 def _unit(digest: bytes, person: bytes, seed_key: bytes, extra: bytes = b"") -> float:
@@ -198,7 +236,7 @@ class ScriptedServer:
         if fault == "malformed":
             stats.status_counts["200"] += 1
             return web.Response(body=b'{"id": "x", "choices": [{"index": 0, "mess', content_type="application/json")
-        reply = self._reply(payload)
+        reply = self._reply(payload, digest)
         stats.status_counts["200"] += 1
         stats.served += 1
         stats.latency_sum_s += latency
@@ -241,9 +279,9 @@ class ScriptedServer:
             finally:
                 stats.in_service -= 1
 
-    def _reply(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def _reply(self, payload: dict[str, Any], digest: bytes) -> dict[str, Any]:
         n = int(payload.get("n") or 1)
-        texts = self._texts(payload, n)
+        texts = self._texts(payload, n, digest)
         max_tokens = int(payload.get("max_tokens") or 1 << 30)
         stop = payload.get("stop") or []
         stop = [stop] if isinstance(stop, str) else stop
@@ -268,9 +306,9 @@ class ScriptedServer:
             },
         }
 
-    def _texts(self, payload: dict[str, Any], n: int) -> list[str]:
+    def _texts(self, payload: dict[str, Any], n: int, digest: bytes) -> list[str]:
         if self.config.script is None:
-            base = default_reply(payload)
+            base = question_reply(digest) if self.config.reply == "question" else default_reply(payload)
             return [base] if n == 1 else [f"{base} (sample {i})" for i in range(n)]
         out = self.config.script(payload)
         if isinstance(out, str):
@@ -330,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after-s", type=float, default=0.1)
     p.add_argument("--slow-s", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reply", choices=REPLY_MODES, default="echo", help="echo the last user turn, or ask a question")
     return p
 
 
@@ -338,6 +377,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, capacity=args.capacity,
         fault_rate=args.fault_rate, fault_kinds=tuple(k for k in args.faults.split(",") if k),
         fail_first=args.fail_first, retry_after_s=args.retry_after_s, slow_s=args.slow_s, seed=args.seed,
+        reply=args.reply,
     )
 
 

@@ -128,13 +128,37 @@ class SFTTrainConfig(TrainConfig):
 
 @dataclass
 class AskTrainConfig(SFTTrainConfig):
-    """``turnwise train ask``: a user simulator (Parrot-Ask), SFT with the loss on user turns only.
+    """``turnwise train ask``: a user simulator (Parrot-Ask), trained on the user turns of real dialogues.
+
+    Training runs on the *flipped* view that ``turnwise simulate`` queries (:mod:`turnwise.simulate.prompts`):
+    the simulator instruction as system message, a fixed opener, then the original user turns as assistant
+    messages and the original answers as user messages. The loss sits on those flipped assistant messages,
+    that is on the original user turns and their end-of-turn token, and any chat backend can later ask the
+    model for the next user turn. Use the same prompt settings when simulating.
 
     Attributes:
-        train_on: roles whose messages carry the loss; user turns for Parrot-Ask.
+        simulator_mode: which shipped simulator prompt: ``ask`` (an ask model) or ``prompted``.
+        lang: prompt language, ``en``, ``zh``, or ``auto`` (``zh`` for dialogues that open in Chinese).
+        end_marker: appended as a last user turn after the final answer, so the model learns when a user
+            stops (e.g. ``[END]``); null = off.
+        system: replaces the shipped simulator instruction (text or a file); ``""`` for none.
+        opener: replaces the shipped opener message (text or a file).
+        min_user_turns: dialogues with fewer user turns are skipped.
     """
 
-    train_on: list[str] = field(default_factory=lambda: ["user"])
+    simulator_mode: str = "ask"
+    lang: str = "auto"
+    end_marker: str | None = None
+    system: str | None = None
+    opener: str | None = None
+    min_user_turns: int = 1
+
+    def ask_data(self) -> Any:
+        """The :class:`turnwise.simulate.ask_data.AskDataConfig` these settings describe."""
+        from turnwise.simulate.ask_data import AskDataConfig
+
+        return AskDataConfig(mode=self.simulator_mode, lang=self.lang, end_marker=self.end_marker,
+                             system=self.system, opener=self.opener, min_user_turns=self.min_user_turns)
 
 
 @dataclass

@@ -12,8 +12,10 @@ and it takes a ``labels`` column as it is (``SFTTrainer._prepare_dataset`` in TR
 at ``max_length`` never triggers, because every row already fits (:mod:`turnwise.train.data`); the trainer
 is checked for that before training.
 
-``train_on: [user]`` (``turnwise train ask``, or ``--set train_on=user`` here) puts the loss on the user
-turns instead: a model that asks the next question the way the users in the data do.
+``turnwise train ask`` (:class:`AskTrainConfig`) trains a user simulator: each dialogue is first flipped
+into the view ``turnwise simulate`` sends it (:func:`turnwise.simulate.ask_data.ask_conversations`), so the
+loss lands on the original user turns. ``--set train_on=user`` here puts the loss on the user turns of the
+unflipped dialogue instead.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from turnwise.train.common import (
     run_trainer,
     trl_args,
 )
-from turnwise.train.configs import SFTTrainConfig
+from turnwise.train.configs import AskTrainConfig, SFTTrainConfig
 from turnwise.train.data import DataReport, read_items, sft_rows
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,10 @@ def build_sft_trainer(cfg: SFTTrainConfig, *, callbacks: list[Any] | None = None
     placement = resolve_placement(cfg)
     tokenizer = load_tokenizer(cfg.model, chat_template=cfg.chat_template, trust_remote_code=cfg.trust_remote_code)
     items, report = read_items(cfg.data, cfg.data_format, skip_invalid=cfg.skip_invalid, max_rows=cfg.max_rows)
+    if isinstance(cfg, AskTrainConfig):
+        from turnwise.simulate.ask_data import ask_conversations
+
+        items = list(ask_conversations(items, cfg.ask_data()))
     rows = sft_rows(items, tokenizer, report, max_length=cfg.max_length, train_on=cfg.train_on)
     if not rows:
         raise ConfigError(f"{cfg.data}: no row left to train on ({report.summary()})")
@@ -84,7 +90,7 @@ def check_rows_intact(prepared: Any, rows: list[dict[str, list[int]]]) -> None:
 
 def train_sft(cfg: SFTTrainConfig, *, callbacks: list[Any] | None = None) -> TrainResult:
     """Train with multi-turn SFT; see the module docstring. Resumes from the last checkpoint in ``output``."""
-    kind = "ask" if list(cfg.train_on) == ["user"] else "sft"
+    kind = "ask" if isinstance(cfg, AskTrainConfig) else "sft"
     trainer, report, placement = build_sft_trainer(cfg, callbacks=callbacks)
     return run_trainer(trainer, cfg, kind, report, placement)
 

@@ -1,0 +1,262 @@
+"""The three CaPO negatives (Parrot, arXiv 2310.07301 v2): each decides what the model sees, then asks it.
+
+=================  ============  ==========================================================================
+strategy           mode          what the negative writer is shown
+=================  ============  ==========================================================================
+neglect            plain         the dependent user turn alone (after the system message, if any)
+neglect            prompted      the turn alone, wrapped in an instruction to answer it as it stands
+hallucination      simulator     an invented history: an opening user turn sampled from the user
+                                 simulator (any chat model; the negative writer by default), the
+                                 writer's own answer to it, then the turn
+hallucination      prompted      a history the writer invents for the turn (template, parsed strictly)
+misunderstanding   shuffle       a shuffled subset of the true history without its last exchange (the
+                                 one the turn most likely points at); falls back to ``other`` when the
+                                 turn has a single exchange before it
+misunderstanding   other         the history of another dialogue, cut to the same number of exchanges
+misunderstanding   prompted      the true history and an instruction to misread what the turn refers to
+=================  ============  ==========================================================================
+
+``plain``, ``simulator``, ``shuffle`` and ``other`` work with any model, tiny local ones included; the
+``prompted`` modes need an instruction model. Every call goes through the ChatModels given (the CLI
+wraps them in the response cache); a failed call or an unparsable reply is a :class:`Negative` with no
+text, the raw reply and the reason.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from turnwise.capo.tasks import PairTask, stable_seed
+from turnwise.data.schema import Message, validate_messages
+from turnwise.detect.prompts import render_prompt
+from turnwise.errors import SchemaError
+from turnwise.models.base import ChatModel, GenerationSettings
+from turnwise.stages.runner import Cost
+
+STRATEGIES = ("neglect", "hallucination", "misunderstanding")
+MODES: dict[str, tuple[str, ...]] = {
+    "neglect": ("plain", "prompted"),
+    "hallucination": ("simulator", "prompted"),
+    "misunderstanding": ("shuffle", "other", "prompted"),
+}
+_TAGGED = re.compile(r"^\s*\**\s*(user|assistant)\s*\**\s*[:：]\s*(.*)$", re.IGNORECASE)
+
+
+@dataclass
+class CapoModels:
+    """The roles of the capo stage.
+
+    Attributes:
+        negative: writes the rejected answers.
+        chosen: writes the chosen answers with the full history; None keeps the dialogue's own answer.
+        simulator: samples invented opening turns (hallucination/simulator); None uses ``negative``.
+    """
+
+    negative: ChatModel
+    chosen: ChatModel | None = None
+    simulator: ChatModel | None = None
+
+
+@dataclass(frozen=True)
+class StrategyEnv:
+    """What a strategy needs besides its task.
+
+    Attributes:
+        models: the stage's models.
+        modes: strategy → mode (see the table above).
+        settings: generation settings of the negative writer.
+        simulator_settings: settings of the simulator's opening turn (a per-task seed is set on top).
+        pool: ``(dialogue id, history)`` of other dialogues, each history whole user/assistant pairs.
+        seed: the run seed.
+        exchanges: exchanges in a prompted invented history.
+        simulator_views: language → the user simulator's view of an empty dialogue (system prompt and
+            opener), from :mod:`turnwise.simulate.prompts`.
+    """
+
+    models: CapoModels
+    modes: dict[str, str]
+    settings: GenerationSettings
+    simulator_settings: GenerationSettings
+    pool: Sequence[tuple[str, list[Message]]] = ()
+    seed: int = 0
+    exchanges: int = 1
+    simulator_views: Mapping[str, Sequence[Message]] = field(default_factory=dict)
+
+
+@dataclass
+class Negative:
+    """A rejected answer, or why there is none.
+
+    Attributes:
+        text: the rejected answer; None when it could not be written.
+        mode: the strategy's mode.
+        status: ``ok``; ``failed`` (a call failed or a reply could not be parsed); ``filtered`` (the
+            strategy does not apply, e.g. no other dialogue to borrow a history from).
+        reason: why there is no text.
+        raw: the raw reply that could not be used.
+        template: the prompt template used, if any.
+        context: what was shown instead of the true history (invented history, other dialogue id, ...).
+        cost: what the strategy's calls paid for.
+    """
+
+    text: str | None
+    mode: str
+    status: str = "ok"
+    reason: str | None = None
+    raw: str | None = None
+    template: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    cost: Cost = field(default_factory=Cost)
+
+
+class _CallFailed(Exception):
+    def __init__(self, reason: str, raw: str | None = None):
+        super().__init__(reason)
+        self.reason, self.raw = reason, raw
+
+
+async def _ask(model: ChatModel, messages: list[Message], settings: GenerationSettings, cost: Cost) -> str:
+    [completion] = await model.chat([messages], settings)
+    cost.add(completion)
+    if not completion.ok:
+        raise _CallFailed(f"call failed: {completion.error}")
+    text = completion.texts[0]
+    if not text.strip():
+        raise _CallFailed("empty completion", text)
+    return text
+
+
+def _system(task: PairTask) -> list[Message]:
+    return [task.system] if task.system else []
+
+
+async def neglect(task: PairTask, env: StrategyEnv, cost: Cost) -> Negative:
+    """Answer the dependent turn alone."""
+    mode = env.modes["neglect"]
+    template = None
+    content = task.query
+    if mode == "prompted":
+        template = f"capo/neglect.{task.lang}.jinja"
+        content = render_prompt("capo", "neglect", task.lang, query=task.query)
+    text = await _ask(env.models.negative, [*_system(task), {"role": "user", "content": content}], env.settings, cost)
+    return Negative(text, mode, template=template)
+
+
+async def hallucination(task: PairTask, env: StrategyEnv, cost: Cost) -> Negative:
+    """Answer the dependent turn after an invented history."""
+    mode = env.modes["hallucination"]
+    if mode == "prompted":
+        invented, template = await _invent_prompted(task, env, cost), f"capo/hallucination.{task.lang}.jinja"
+    else:
+        invented, template = await _invent_with_simulator(task, env, cost), None
+    messages = [*_system(task), *invented, {"role": "user", "content": task.query}]
+    text = await _ask(env.models.negative, messages, env.settings, cost)
+    return Negative(text, mode, template=template, context={"invented_history": invented})
+
+
+async def _invent_prompted(task: PairTask, env: StrategyEnv, cost: Cost) -> list[Message]:
+    prompt = render_prompt("capo", "hallucination", task.lang, query=task.query, exchanges=env.exchanges)
+    raw = await _ask(env.models.negative, [{"role": "user", "content": prompt}], env.settings, cost)
+    try:
+        return parse_history(raw)
+    except SchemaError as exc:
+        raise _CallFailed(f"invented history unparsable: {exc}", raw) from None
+
+
+async def _invent_with_simulator(task: PairTask, env: StrategyEnv, cost: Cost) -> list[Message]:
+    simulator = env.models.simulator or env.models.negative
+    settings = replace(env.simulator_settings, seed=stable_seed(env.seed, task.source_id, task.index, "simulator"))
+    opening = await _ask(simulator, list(env.simulator_views[task.lang]), settings, cost)
+    user = {"role": "user", "content": opening.strip()}
+    answer = await _ask(env.models.negative, [*_system(task), user], env.settings, cost)
+    return [user, {"role": "assistant", "content": answer}]
+
+
+def parse_history(text: str, most_exchanges: int = 3) -> list[Message]:
+    """``User:``/``Assistant:`` lines as messages; untagged lines continue the message before them.
+
+    Raises:
+        SchemaError: text before the first tag, roles out of order, no closing assistant turn, too long.
+    """
+    messages: list[Message] = []
+    for line in text.strip().splitlines():
+        match = _TAGGED.match(line)
+        if match:
+            messages.append({"role": match.group(1).lower(), "content": match.group(2).strip()})
+        elif line.strip():
+            if not messages:
+                raise SchemaError("text before the first 'User:' line")
+            messages[-1]["content"] = (messages[-1]["content"] + "\n" + line.strip()).strip()
+    validate_messages(messages)
+    if messages[-1]["role"] != "assistant":
+        raise SchemaError("it does not end with an Assistant line")
+    if len(messages) > 2 * most_exchanges:
+        raise SchemaError(f"more than {most_exchanges} exchanges")
+    return messages
+
+
+async def misunderstanding(task: PairTask, env: StrategyEnv, cost: Cost) -> Negative:
+    """Answer the dependent turn with the wrong history (or, prompted, the wrong referent)."""
+    mode = env.modes["misunderstanding"]
+    if mode == "prompted":
+        prompt = render_prompt("capo", "misunderstanding", task.lang, history=task.history, query=task.query)
+        text = await _ask(env.models.negative, [*_system(task), {"role": "user", "content": prompt}], env.settings,
+                          cost)
+        return Negative(text, mode, template=f"capo/misunderstanding.{task.lang}.jinja")
+    rng = random.Random(stable_seed(env.seed, task.source_id, task.index, "misunderstanding"))
+    history, context = (shuffled_history(task.history, rng) if mode == "shuffle" else None), {}
+    if history is not None:
+        context = {"history": "shuffled subset", "kept": history}
+    else:
+        borrowed = borrow_history(task, env.pool, rng)
+        if borrowed is None:
+            return Negative(None, mode, status="filtered", reason="no other dialogue to borrow a history from")
+        other_id, history = borrowed
+        context = {"history": "other dialogue", "other_id": other_id}
+    messages = [*_system(task), *history, {"role": "user", "content": task.query}]
+    text = await _ask(env.models.negative, messages, env.settings, cost)
+    return Negative(text, "other" if "other_id" in context else mode, context=context)
+
+
+def shuffled_history(history: Sequence[Message], rng: random.Random) -> list[Message] | None:
+    """The history's exchanges without the last one, in shuffled order; None when fewer than two exchanges."""
+    pairs = [list(history[i : i + 2]) for i in range(0, len(history) - 1, 2)]
+    if len(pairs) < 2:
+        return None
+    kept = pairs[:-1]
+    rng.shuffle(kept)
+    return [m for pair in kept for m in pair]
+
+
+def borrow_history(
+    task: PairTask, pool: Sequence[tuple[str, list[Message]]], rng: random.Random
+) -> tuple[str, list[Message]] | None:
+    """Another dialogue's history, cut to at most as many exchanges as the task's own."""
+    others = [(oid, hist) for oid, hist in pool if oid != task.source_id and hist and hist != task.history]
+    if not others:
+        return None
+    other_id, history = others[rng.randrange(len(others))]
+    keep = max(2, len(task.history) - len(task.history) % 2)
+    return other_id, history[: min(keep, len(history) - len(history) % 2)]
+
+
+STRATEGY_FUNCTIONS: dict[str, Callable[[PairTask, StrategyEnv, Cost], Awaitable[Negative]]] = {
+    "neglect": neglect,
+    "hallucination": hallucination,
+    "misunderstanding": misunderstanding,
+}
+
+
+async def write_negative(strategy: str, task: PairTask, env: StrategyEnv) -> Negative:
+    """Run one strategy; a failed call or an unparsable reply becomes a failed Negative, never an exception."""
+    cost = Cost()
+    try:
+        negative = await STRATEGY_FUNCTIONS[strategy](task, env, cost)
+    except _CallFailed as exc:
+        negative = Negative(None, env.modes[strategy], status="failed", reason=exc.reason, raw=exc.raw)
+    negative.cost = cost
+    return negative

@@ -1,0 +1,133 @@
+"""The detect stage: label every user turn after the first as dependent on its history or standalone.
+
+    turnwise detect dialogues.jsonl detections.jsonl                          # cues only, no model
+    turnwise detect dialogues.jsonl detections.jsonl --judge-model M --base-url URL   # + LLM judge
+
+One record per conversation: ``{id, status, turns: [{index, dependent, confidence, evidence, score,
+decided_by}], lang, meta}``, where ``index`` is the turn's 0-based position in the messages. A judge
+reply that cannot be parsed leaves the cue decision in place, the raw reply in the turn's evidence, and
+the record ``failed`` (``--retry-failed`` asks again); a conversation with one user turn is ``filtered``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from turnwise.data.schema import Conversation, Message
+from turnwise.detect.judge import JudgeConfig, judge_decisions
+from turnwise.detect.rules import RuleDetector, detect_messages
+from turnwise.detect.text import language
+from turnwise.errors import ConfigError
+from turnwise.models.base import ChatModel
+from turnwise.records import RecordStore, make_record
+from turnwise.stages.runner import Cost, run_bounded
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Settings of the detect stage.
+
+    Attributes:
+        detector: the cue rules and their weights.
+        lang: ``en`` or ``zh`` for every conversation; None detects it per conversation from its user turns.
+        judge: how to ask the LLM judge; None runs the cues alone.
+    """
+
+    detector: RuleDetector = field(default_factory=RuleDetector)
+    lang: str | None = None
+    judge: JudgeConfig | None = None
+
+
+@dataclass
+class DetectResult:
+    """Totals of one run (this run only)."""
+
+    cost: Cost = field(default_factory=Cost)
+    records: int = 0
+    turns: int = 0
+    dependent: int = 0
+    judged: int = 0
+    judge_failures: int = 0
+
+
+def conversation_language(messages: list[Message]) -> str:
+    """The language of a conversation's user turns."""
+    return language(" ".join(m["content"] for m in messages if m["role"] == "user"))
+
+
+async def detect_conversation(
+    conv: Conversation, config: DetectConfig, judge_model: ChatModel | None = None
+) -> dict[str, Any]:
+    """Label the conversation's turns (and ask the judge where configured); return the stage record."""
+    lang = config.lang or conversation_language(conv.messages)
+    decisions = detect_messages(conv.messages, config.detector, lang)
+    meta: dict[str, Any] = {**conv.meta, "detector": "rules"}
+    if not decisions:
+        return make_record(conv.id, "filtered", {"turns": [], "lang": lang}, reason="no user turn after the first",
+                           meta=meta)
+    status, reason = "ok", None
+    if config.judge is not None and judge_model is not None:
+        outcome = await judge_decisions(conv.messages, decisions, judge_model, config.judge, lang)
+        decisions = outcome.decisions
+        meta["judge"] = {"backend": judge_model.backend, "model": judge_model.model,
+                         "template": f"detect/judge.{lang}.jinja", "failures": outcome.failures}
+        meta["cost"] = outcome.cost.to_dict()
+        if outcome.failures:
+            first = outcome.failures[0]
+            status, reason = "failed", f"judge: {first['reason']} (turn {first['index']})"
+    turns = [d.to_dict() for d in decisions]
+    return make_record(conv.id, status, {"turns": turns, "lang": lang}, reason=reason, meta=meta)
+
+
+async def run_detect(
+    conversations: Iterable[Conversation],
+    store: RecordStore,
+    config: DetectConfig,
+    judge_model: ChatModel | None = None,
+    *,
+    max_in_flight: int = 64,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> DetectResult:
+    """Label every conversation not yet in ``store``; each record is written as soon as it is done.
+
+    Args:
+        conversations: the input stream; ids must be unique.
+        store: the resumable output; finished ids are skipped.
+        config: detector, language and judge settings.
+        judge_model: the judge (wrap it in CachedChatModel); required when ``config.judge`` is set.
+        max_in_flight: conversations in work at once.
+        on_record: called with each record written (progress bars).
+    """
+    if config.judge is not None and judge_model is None:
+        raise ConfigError("the judge is configured but no judge model was given")
+    result = DetectResult()
+    seen: set[str] = set()
+
+    def todo() -> Iterable[Conversation]:
+        for conv in conversations:
+            if conv.id in seen:
+                raise ConfigError(f"duplicate conversation id {conv.id!r} in the input: ids must be unique")
+            seen.add(conv.id)
+            if conv.id not in store.done:
+                yield conv
+
+    async def work(conv: Conversation) -> None:
+        record = await detect_conversation(conv, config, judge_model)
+        store.append(record)
+        _count(result, record)
+        if on_record is not None:
+            on_record(record)
+
+    await run_bounded(todo(), work, max_in_flight)
+    return result
+
+
+def _count(result: DetectResult, record: dict[str, Any]) -> None:
+    result.records += 1
+    result.turns += len(record["turns"])
+    result.dependent += sum(t["dependent"] for t in record["turns"])
+    result.judged += sum(t["decided_by"] == "judge" for t in record["turns"])
+    result.judge_failures += len(record["meta"].get("judge", {}).get("failures", []))
+    result.cost += Cost(**record["meta"].get("cost", {}))
