@@ -87,3 +87,15 @@ def test_manifest_keeps_every_run(tmp_path):
     third = RunManifest(out, "generate", {})
     assert [r["status"] for r in third.data["runs"]] == ["interrupted", "complete", "died", "running"]
     assert manifest_path(out).name == "out.manifest.json"
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+
+    from turnwise.records import atomic_write_text
+
+    target = tmp_path / "x.json"
+    atomic_write_text(target, "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -57,6 +57,11 @@ def _register() -> None:
     app.command("score")(score.score)
     app.command("bestofn")(bestofn.bestofn)
 
+    from turnwise.cli import rag, rewrite  # multi-turn RAG: rewrite follow-ups, retrieve, answer
+
+    app.add_typer(rewrite.app, name="rewrite")
+    app.add_typer(rag.app, name="rag")
+
 
 _register()
 
