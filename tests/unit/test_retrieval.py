@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from pathlib import Path
 
@@ -86,6 +87,17 @@ def test_bm25_ranks_by_terms_and_segments_chinese() -> None:
     zh = BM25Index([chunk_text(s, 64)[0] for s in sentences])
     [hits] = zh.search(["最大的沙漠在哪里"], k=1)
     assert hits[0].chunk.text == "撒哈拉是最大的沙漠。"
+
+
+def test_bm25_scores_by_hand_and_skips_chunks_without_a_shared_term() -> None:
+    """Two chunks, "a b" and "c"; query "a": N=2, df(a)=1 → idf = ln(1 + 1.5/1.5) = ln 2; avg length 1.5,
+    chunk 0 has length 2 → norm = 1.5·(1 − 0.75 + 0.75·2/1.5) = 1.875; score = ln2 · 1·2.5/(1 + 1.875)."""
+    index = BM25Index(chunk_text("a b c", 2))
+    assert [c.text for c in index.chunks] == ["a b ", "c"]  # chunks are exact slices of the text
+    expected = math.log(2) * 2.5 / 2.875
+    assert index.scores("a") == pytest.approx([expected, 0.0])
+    [hits] = index.search(["a"], k=5)
+    assert [h.chunk.text for h in hits] == ["a b "] and hits[0].score == pytest.approx(expected)
 
 
 def test_retriever_embeds_each_context_once_and_memoises_texts() -> None:

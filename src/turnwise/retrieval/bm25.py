@@ -54,29 +54,38 @@ class BM25Index:
     def __init__(self, chunks: Sequence[Chunk], *, k1: float = 1.5, b: float = 0.75):
         self.chunks = list(chunks)
         self.k1, self.b = k1, b
-        self._tf = [Counter(terms(c.text)) for c in self.chunks]
-        self._len = [sum(tf.values()) for tf in self._tf]
-        self._avg = (sum(self._len) / len(self._len)) if self._len else 0.0
-        df: Counter[str] = Counter()
-        for tf in self._tf:
-            df.update(tf.keys())
+        counts = [Counter(terms(c.text)) for c in self.chunks]
+        lengths = [sum(tf.values()) for tf in counts]
+        avg = (sum(lengths) / len(lengths)) if lengths else 0.0
+        self._norm = [k1 * (1 - b + b * n / avg) if avg else k1 for n in lengths]
+        # An inverted index: a query touches only the chunks that hold one of its terms.
+        self._postings: dict[str, list[tuple[int, int]]] = {}
+        for i, tf in enumerate(counts):
+            for term, count in tf.items():
+                self._postings.setdefault(term, []).append((i, count))
         n = len(self.chunks)
-        self._idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+        self._idf = {t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self._postings.items()}
+
+    def _sparse_scores(self, query: str) -> dict[int, float]:
+        scores: dict[int, float] = {}
+        for term in terms(query):
+            idf = self._idf.get(term)
+            if idf is None:
+                continue
+            for i, tf in self._postings[term]:
+                scores[i] = scores.get(i, 0.0) + idf * tf * (self.k1 + 1) / (tf + self._norm[i])
+        return scores
 
     def scores(self, query: str) -> list[float]:
         """The BM25 score of every chunk for ``query``."""
-        q = [t for t in terms(query) if t in self._idf]
-        out = []
-        for tf, length in zip(self._tf, self._len, strict=True):
-            norm = self.k1 * (1 - self.b + self.b * length / self._avg) if self._avg else self.k1
-            out.append(sum(self._idf[t] * tf[t] * (self.k1 + 1) / (tf[t] + norm) for t in q if t in tf))
-        return out
+        sparse = self._sparse_scores(query)
+        return [sparse.get(i, 0.0) for i in range(len(self.chunks))]
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """The ``k`` best chunks per query, best first (ties: earlier chunk first)."""
+        """The ``k`` best chunks per query that share a term with it, best first (ties: earlier chunk first)."""
         results = []
         for query in queries:
-            scores = self.scores(query)
-            order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k]
+            scores = self._sparse_scores(query)
+            order = sorted(scores, key=lambda i: (-scores[i], i))[:k]
             results.append([Hit(self.chunks[i], scores[i]) for i in order])
         return results
