@@ -105,3 +105,9 @@ async def test_concurrent_tasks_share_one_cache(tmp_path):
     await asyncio.gather(*(model.chat([c], GREEDY) for c in convs))
     out = await asyncio.gather(*(model.chat([c], GREEDY) for c in convs))
     assert all(c.cached for [c] in out) and len(fake.seen) == 100
+
+
+def test_an_empty_cache_is_truthy(tmp_path):
+    """`model if cache else ...` must not skip a fresh, empty cache (it has a __len__)."""
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    assert len(cache) == 0 and bool(cache)

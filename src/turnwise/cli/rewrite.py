@@ -67,7 +67,7 @@ def open_model(spec: Any, cache_path: Path | None) -> tuple[Any, Any]:
 
     model = load_model(spec)
     cache = ResponseCache(cache_path) if cache_path else None
-    return (CachedChatModel(model, cache) if cache else model), cache
+    return (CachedChatModel(model, cache) if cache is not None else model), cache
 
 
 def cache_file(cache: Path | None, no_cache: bool) -> Path | None:

@@ -188,7 +188,7 @@ async def open_judge(spec: Any, cache_path: Path | None) -> tuple[Any, Any]:
         return None, None
     model = load_model(spec)
     cache = ResponseCache(cache_path) if cache_path else None
-    return (CachedChatModel(model, cache) if cache else model), cache
+    return (CachedChatModel(model, cache) if cache is not None else model), cache
 
 
 async def _run(options, spec, items, store, output, config, cache_path, max_in_flight, details, skipped,

@@ -90,6 +90,10 @@ class ResponseCache:
             self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", rows)
             self._db.execute("COMMIT")
 
+    def __bool__(self) -> bool:
+        # An open cache is truthy even while empty: `model if cache else ...` must not skip a fresh cache.
+        return True
+
     def __len__(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
