@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+if [ -n "${CI:-}" ]; then bash scripts/system-deps.sh; fi  # CI only: chromium for the HTML report test
 set +e
 "$VENV/bin/python" -m pytest "$@"
 rc=$?

@@ -57,6 +57,10 @@ def _register() -> None:
     app.command("score")(score.score)
     app.command("bestofn")(bestofn.bestofn)
 
+    from turnwise.cli import eval as eval_cli  # multi-turn evaluation: answer, judge, report, run
+
+    app.add_typer(eval_cli.app, name="eval")
+
     from turnwise.cli import rag, rewrite  # multi-turn RAG: rewrite follow-ups, retrieve, answer
 
     app.add_typer(rewrite.app, name="rewrite")
