@@ -25,7 +25,7 @@ from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.records import RecordStore, make_record, read_stage_output
 from turnwise.score.stage import ScoringTotals
 from turnwise.score.types import ScoreBatch, ScoreCost, ScoreInput, Scorer
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stages.runner import Cost, run_bounded, unfinished
 
 
 @dataclass(frozen=True)
@@ -136,23 +136,13 @@ async def run_bestofn(
 ) -> BestOfNTotals:
     """Run best-of-N over every prompt not yet in ``store``; each record is written as soon as it is done."""
     totals = BestOfNTotals()
-    seen: set[str] = set()
-
-    def todo() -> Iterable[Conversation]:
-        for conv in conversations:
-            if conv.id in seen:
-                raise ConfigError(f"duplicate conversation id {conv.id!r} in the input: ids must be unique")
-            seen.add(conv.id)
-            if conv.id not in store.done:
-                yield conv
-
     async def work(conv: Conversation) -> None:
         record = await best_of_n(conv, policy, scorer, cfg, totals)
         store.append(record)
         if on_record is not None:
             on_record(record)
 
-    await run_bounded(todo(), work, cfg.max_in_flight)
+    await run_bounded(unfinished(conversations, store.done, "conversation"), work, cfg.max_in_flight)
     return totals
 
 

@@ -22,7 +22,7 @@ from turnwise.detect.text import language
 from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stages.runner import Cost, run_bounded, unfinished
 
 
 @dataclass(frozen=True)
@@ -103,16 +103,6 @@ async def run_detect(
     if config.judge is not None and judge_model is None:
         raise ConfigError("the judge is configured but no judge model was given")
     result = DetectResult()
-    seen: set[str] = set()
-
-    def todo() -> Iterable[Conversation]:
-        for conv in conversations:
-            if conv.id in seen:
-                raise ConfigError(f"duplicate conversation id {conv.id!r} in the input: ids must be unique")
-            seen.add(conv.id)
-            if conv.id not in store.done:
-                yield conv
-
     async def work(conv: Conversation) -> None:
         record = await detect_conversation(conv, config, judge_model)
         store.append(record)
@@ -120,7 +110,7 @@ async def run_detect(
         if on_record is not None:
             on_record(record)
 
-    await run_bounded(todo(), work, max_in_flight)
+    await run_bounded(unfinished(conversations, store.done, "conversation"), work, max_in_flight)
     return result
 
 

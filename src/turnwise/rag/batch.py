@@ -14,15 +14,14 @@ answer is a ``failed`` record that keeps the turns answered so far. A conversati
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from turnwise.data.schema import Conversation, Message
-from turnwise.errors import ConfigError
 from turnwise.rag.engine import RagEngine
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stages.runner import Cost, run_bounded, unfinished
 
 
 @dataclass
@@ -87,16 +86,6 @@ async def run_rag_batch(
         on_record: called with each record written (progress bars).
     """
     result = BatchResult()
-    seen: set[str] = set()
-
-    def todo() -> Iterator[Conversation]:
-        for conv in conversations:
-            if conv.id in seen:
-                raise ConfigError(f"duplicate conversation id {conv.id!r} in the input: ids must be unique")
-            seen.add(conv.id)
-            if conv.id not in store.done:
-                yield conv
-
     async def work(conv: Conversation) -> None:
         record = await answer_conversation(conv, engine)
         store.append(record)
@@ -107,5 +96,5 @@ async def run_rag_batch(
         if on_record is not None:
             on_record(record)
 
-    await run_bounded(todo(), work, max_in_flight)
+    await run_bounded(unfinished(conversations, store.done, "conversation"), work, max_in_flight)
     return result

@@ -13,15 +13,14 @@ which is what retrieval falls back to. ``--retry-failed`` asks again.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from turnwise.errors import ConfigError
 from turnwise.rag.datasets import RewriteExample
 from turnwise.rag.rewriter import Rewrite, Rewriter
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stages.runner import Cost, run_bounded, unfinished
 
 
 @dataclass
@@ -74,16 +73,6 @@ async def run_rewrite(
         on_record: called with each record written (progress bars).
     """
     result = RewriteResult()
-    seen: set[str] = set()
-
-    def todo() -> Iterator[RewriteExample]:
-        for example in examples:
-            if example.id in seen:
-                raise ConfigError(f"duplicate turn id {example.id!r} in the input: ids must be unique")
-            seen.add(example.id)
-            if example.id not in store.done:
-                yield example
-
     async def work(example: RewriteExample) -> None:
         record = await rewrite_example(example, rewriter)
         store.append(record)
@@ -93,5 +82,5 @@ async def run_rewrite(
         if on_record is not None:
             on_record(record)
 
-    await run_bounded(todo(), work, max_in_flight)
+    await run_bounded(unfinished(examples, store.done, "turn"), work, max_in_flight)
     return result

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnwise.data.schema import Conversation
-from turnwise.errors import ConfigError
 from turnwise.records import RecordStore, make_record
 from turnwise.score.types import ScoreBatch, ScoreCost, ScoreInput, Scorer
-from turnwise.stages.runner import run_bounded
+from turnwise.stages.runner import run_bounded, unfinished
 
 
 @dataclass
@@ -111,16 +110,6 @@ async def run_score(
         on_record: called with each record written (progress bars).
     """
     totals = ScoringTotals()
-    seen: set[str] = set()
-
-    def todo() -> Iterable[Conversation]:
-        for conv in conversations:
-            if conv.id in seen:
-                raise ConfigError(f"duplicate conversation id {conv.id!r} in the input: ids must be unique")
-            seen.add(conv.id)
-            if conv.id not in store.done:
-                yield conv
-
     async def work(conv: Conversation) -> None:
         record, batch = await score_conversation(conv, scorer, details=details)
         store.append(record)
@@ -128,5 +117,5 @@ async def run_score(
         if on_record is not None:
             on_record(record)
 
-    await run_bounded(todo(), work, max_in_flight)
+    await run_bounded(unfinished(conversations, store.done, "conversation"), work, max_in_flight)
     return totals

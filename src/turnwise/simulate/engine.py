@@ -30,7 +30,7 @@ from turnwise.records import RecordStore, make_record
 from turnwise.simulate.filters import FilterConfig, TurnHistory, check_user_turn, detect_language
 from turnwise.simulate.prompts import LANGS, MODES, SimulatorPrompt, flip_roles, simulator_prompt
 from turnwise.simulate.seeds import Seed
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stages.runner import Cost, run_bounded, unfinished
 
 # Backends that batch concurrent calls only when their settings are equal (MicroBatcher): a sampling seed
 # per dialogue would give every call settings of its own and no batch would form.
@@ -311,16 +311,6 @@ async def run_simulate(
     """
     simulation = _Simulation(user_model, assistant_model, cfg)
     result = SimulateResult()
-    seen: set[str] = set()
-
-    def todo() -> Iterable[Seed]:
-        for seed in seeds:
-            if seed.id in seen:
-                raise ConfigError(f"duplicate seed id {seed.id!r} in the input: ids must be unique")
-            seen.add(seed.id)
-            if seed.id not in store.done:
-                yield seed
-
     async def work(seed: Seed) -> None:
         record = await simulation.run(seed)
         store.append(record)
@@ -328,5 +318,5 @@ async def run_simulate(
         if on_record is not None:
             on_record(record)
 
-    await run_bounded(todo(), work, cfg.max_in_flight)
+    await run_bounded(unfinished(seeds, store.done, "seed"), work, cfg.max_in_flight)
     return result

@@ -18,7 +18,7 @@ from turnwise.data.schema import Conversation, Message
 from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stages.runner import Cost, run_bounded, unfinished
 
 
 @dataclass
@@ -80,17 +80,12 @@ async def run_generate(
         on_record: called with each record written (progress bars).
     """
     result = GenerateResult()
-    seen: set[str] = set()
 
-    def todo() -> Iterable[Conversation]:
+    def checked() -> Iterable[Conversation]:
         for conv in conversations:
-            if conv.id in seen:
-                raise ConfigError(f"duplicate conversation id {conv.id!r} in the input: ids must be unique")
-            seen.add(conv.id)
             if conv.followups and settings.n > 1:
                 raise ConfigError("n > 1 samples only single-turn answers; conversations with follow-ups need n = 1")
-            if conv.id not in store.done:
-                yield conv
+            yield conv
 
     async def work(conv: Conversation) -> None:
         record = await answer_conversation(conv, model, settings)
@@ -100,5 +95,5 @@ async def run_generate(
         if on_record is not None:
             on_record(record)
 
-    await run_bounded(todo(), work, max_in_flight)
+    await run_bounded(unfinished(checked(), store.done), work, max_in_flight)
     return result

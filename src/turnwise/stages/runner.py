@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
+from turnwise.errors import ConfigError
 from turnwise.models.base import Completion
 
 T = TypeVar("T")
+
+
+class _HasId(Protocol):
+    id: str
+
+
+ItemT = TypeVar("ItemT", bound=_HasId)
+
+
+def unfinished(items: Iterable[ItemT], done: Container[str], what: str = "conversation") -> Iterator[ItemT]:
+    """The items whose ``id`` is not in ``done`` (a store's finished ids), lazily.
+
+    Ids key the resumable records, so a repeated id in the input is refused rather than silently merged.
+    """
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise ConfigError(f"duplicate {what} id {item.id!r} in the input: ids must be unique")
+        seen.add(item.id)
+        if item.id not in done:
+            yield item
 
 
 async def run_bounded(items: Iterable[T], worker: Callable[[T], Awaitable[None]], limit: int) -> None:
