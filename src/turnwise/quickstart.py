@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import math
 import shutil
@@ -29,7 +28,7 @@ from typing import Any
 
 from turnwise.data.formats import read_records, write_records
 from turnwise.data.schema import Conversation, PreferencePair
-from turnwise.models.base import ChatModel, GenerationSettings, ModelSpec, load_model
+from turnwise.models.base import GenerationSettings, ModelSpec, load_model
 from turnwise.models.cache import CachedChatModel, ResponseCache
 from turnwise.records import RecordStore, RunManifest, read_stage_output
 from turnwise.toy import check_answer, outcomes, rejected_right, results_markdown, texts, toy_dialogues, toy_splits
@@ -211,26 +210,6 @@ def _model(run: _Run) -> StepResult:
             {"parameters": params})
 
 
-class _Pinned:
-    """A ChatModel whose cache identity names its weights, not only its folder.
-
-    The quickstart retrains its models into the same folders; keyed by the folder alone, the response cache
-    would hand a retrained model the answers of the one before. Training is deterministic for the same
-    data, so a re-run still finds the entries of the models that came out the same.
-    """
-
-    def __init__(self, inner: ChatModel, model_dir: str):
-        weights = hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()[:16]
-        self.inner, self.backend, self.model = inner, inner.backend, inner.model
-        self.cache_identity = {"backend": inner.backend, "model": inner.model, "weights": weights}
-
-    async def chat(self, conversations: Any, settings: GenerationSettings) -> Any:
-        return await self.inner.chat(conversations, settings)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 def _local(model_dir: Path) -> ModelSpec:
     return ModelSpec(str(model_dir), backend="local", concurrency=32, dtype="float32", device="cpu")
 
@@ -239,7 +218,7 @@ def _local(model_dir: Path) -> ModelSpec:
 async def _opened(run: _Run, *specs: ModelSpec) -> AsyncIterator[list[CachedChatModel]]:
     """The models, each behind the run's response cache; closed on exit."""
     cache = ResponseCache(run.cache)
-    models = [CachedChatModel(_Pinned(load_model(spec), spec.model), cache) for spec in specs]
+    models = [CachedChatModel(load_model(spec), cache) for spec in specs]
     try:
         yield models
     finally:

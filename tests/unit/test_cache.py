@@ -111,3 +111,22 @@ def test_an_empty_cache_is_truthy(tmp_path):
     """`model if cache else ...` must not skip a fresh, empty cache (it has a __len__)."""
     cache = ResponseCache(tmp_path / "c.sqlite")
     assert len(cache) == 0 and bool(cache)
+
+
+async def test_identical_requests_in_flight_are_sent_once(tmp_path):
+    fake = FakeChatModel(delay_s=0.01)
+    model = CachedChatModel(fake, ResponseCache(tmp_path / "c.sqlite"))
+    other = [{"role": "user", "content": "other"}]
+    outs = await asyncio.gather(model.chat([CONV], GREEDY), model.chat([CONV, other, CONV], GREEDY))
+    assert len(fake.seen) == 2  # "hello" once, "other" once
+    [first], [second, third, fourth] = outs
+    assert first.text == second.text == fourth.text == "answer to: hello" and third.text == "answer to: other"
+    assert not first.cached and second.cached and second.attempts == 0 and fourth.cached
+    assert model._inflight == {}
+
+
+async def test_a_shared_request_that_fails_is_a_failure_for_everyone(tmp_path):
+    fake = FakeChatModel(lambda _: None, delay_s=0.01)
+    model = CachedChatModel(fake, ResponseCache(tmp_path / "c.sqlite"))
+    [a], [b] = await asyncio.gather(model.chat([CONV], GREEDY), model.chat([CONV], GREEDY))
+    assert not a.ok and not b.ok and b.error == a.error and len(fake.seen) == 1

@@ -8,6 +8,7 @@ the call in flight, and readers in other processes see finished entries at once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -114,6 +115,8 @@ class CachedChatModel:
 
     A conversation is a hit only when all ``settings.n`` samples are cached; otherwise all n are
     requested again (and overwrite what was there), so the samples of one call stay one coherent set.
+    Identical requests in flight at the same time are sent once and share the answer, so a run and its
+    re-run from the cache see the same completions.
 
     Args:
         inner: the backend to call on a miss.
@@ -128,6 +131,7 @@ class CachedChatModel:
         self.stats = CacheStats()
         identity = getattr(inner, "cache_identity", None)
         self._identity = identity if identity is not None else {"backend": inner.backend, "model": inner.model}
+        self._inflight: dict[str, asyncio.Future[Completion]] = {}
 
     def _keys(self, messages: list[Message], settings: GenerationSettings) -> list[str]:
         return [cache_key(self._identity, settings, messages, i) for i in range(settings.n)]
@@ -135,22 +139,42 @@ class CachedChatModel:
     async def chat(self, conversations: Sequence[list[Message]], settings: GenerationSettings) -> list[Completion]:
         keys = [self._keys(list(conv), settings) for conv in conversations]
         found = self.cache.get_many([k for ks in keys for k in ks])
-        results: list[Completion | None] = []
+        results: list[Completion | None] = [None] * len(conversations)
         missing: list[int] = []
+        waiting: dict[int, asyncio.Future[Completion]] = {}
         for i, ks in enumerate(keys):
             if all(k in found for k in ks):
-                results.append(_from_entries([found[k] for k in ks]))
+                results[i] = _from_entries([found[k] for k in ks])
+            elif ks[0] in self._inflight:
+                waiting[i] = self._inflight[ks[0]]  # the same request is already on its way: share its answer
             else:
-                results.append(None)
+                self._inflight[ks[0]] = asyncio.get_running_loop().create_future()
                 missing.append(i)
         self.stats.hits += len(conversations) - len(missing)
         self.stats.misses += len(missing)
         if missing:
+            await self._fetch(conversations, keys, missing, settings, results)
+        for i, future in waiting.items():
+            results[i] = _shared(await asyncio.shield(future))
+        return [r for r in results if r is not None]
+
+    async def _fetch(self, conversations: Sequence[list[Message]], keys: list[list[str]], missing: list[int],
+                     settings: GenerationSettings, results: list[Completion | None]) -> None:
+        futures = [self._inflight[keys[i][0]] for i in missing]
+        try:
             fresh = await self.inner.chat([conversations[i] for i in missing], settings)
             self._store([keys[i] for i in missing], fresh)
-            for i, completion in zip(missing, fresh, strict=True):
-                results[i] = completion
-        return [r for r in results if r is not None]
+        except BaseException as exc:  # backends report failures as completions; this is a bug or a cancel
+            for future in futures:
+                if not future.done():
+                    future.set_result(Completion(error=f"the identical request this one shared failed: {exc!r}"))
+            raise
+        finally:
+            for i in missing:
+                self._inflight.pop(keys[i][0], None)
+        for i, future, completion in zip(missing, futures, fresh, strict=True):
+            results[i] = completion
+            future.set_result(completion)
 
     def _store(self, keys: list[list[str]], completions: list[Completion]) -> None:
         items = []
@@ -167,6 +191,12 @@ class CachedChatModel:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _shared(completion: Completion) -> Completion:
+    """Another caller's completion, as this caller sees it: nothing paid, the same texts (or the same error)."""
+    return Completion(texts=list(completion.texts), finish_reasons=list(completion.finish_reasons),
+                      error=completion.error, attempts=0, cached=completion.ok)
 
 
 def _from_entries(entries: list[dict[str, Any]]) -> Completion:

@@ -23,6 +23,7 @@ from turnwise.data.schema import Message
 from turnwise.errors import ConfigError, TurnwiseError, require
 from turnwise.models.base import Completion, GenerationSettings, ModelSpec, Usage
 from turnwise.models.batching import MicroBatcher
+from turnwise.models.identity import in_process_identity
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class LocalChatModel:
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self._lm = _load_model(spec, torch)
+        self._identity = in_process_identity(self.backend, spec)
         config = self._lm.generation_config
         self._eos_ids = set(_as_list(config.eos_token_id)) | set(_as_list(self._tokenizer.eos_token_id))
         self._pad_id = self._tokenizer.pad_token_id
@@ -124,6 +126,11 @@ class LocalChatModel:
             wait_s=float(spec.options.get("batch_wait_s", 0.002)),
             name="turnwise-local",
         )
+
+    @property
+    def cache_identity(self) -> dict[str, Any]:
+        """The response cache's key for this model: its weights too, so a retrained folder is not stale."""
+        return self._identity
 
     @property
     def generate_calls(self) -> int:

@@ -24,6 +24,7 @@ from turnwise.data.schema import Message
 from turnwise.errors import require
 from turnwise.models.base import Completion, GenerationSettings, ModelSpec, Usage
 from turnwise.models.batching import MicroBatcher
+from turnwise.models.identity import in_process_identity
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,11 @@ class VLLMChatModel:
             wait_s=float(spec.options.get("batch_wait_s", 0.002)),
             name="turnwise-vllm",
         )
+
+    @property
+    def cache_identity(self) -> dict[str, Any]:
+        """The response cache's key for this model: its weights too, so a retrained folder is not stale."""
+        return in_process_identity(self.backend, self.spec)
 
     async def chat(self, conversations: Sequence[list[Message]], settings: GenerationSettings) -> list[Completion]:
         """Answer each conversation; concurrent calls with the same settings share ``LLM.chat`` calls."""
