@@ -92,10 +92,15 @@ def dpo(
     max_steps: MaxSteps = None, learning_rate: LearningRate = None, lora: Lora = None, precision: Precision = None,
     beta: Annotated[float | None, typer.Option(help="β of DPO (LongReward: 0.15).")] = None,
     sft_weight: Annotated[float | None, typer.Option(help="λ of the SFT term (LongReward: 0.1; 0: plain DPO).")] = None,
+    shared_prefix: Annotated[bool | None, typer.Option(
+        "--shared-prefix/--no-shared-prefix",
+        help="One sequence per pair, its history run once for both answers (the default: same loss, less "
+        "compute); --no-shared-prefix: TRL's two sequences per pair.")] = None,
 ) -> None:
     """DPO on multi-turn preference pairs, plus λ × the SFT loss on the chosen answer."""
     _run(DPOTrainConfig, config, set_, data=data, model=model, output=output, max_steps=max_steps,
-         learning_rate=learning_rate, lora=lora, precision=precision, beta=beta, sft_weight=sft_weight)
+         learning_rate=learning_rate, lora=lora, precision=precision, beta=beta, sft_weight=sft_weight,
+         shared_prefix=shared_prefix)
 
 
 @app.command("accelerate-config")

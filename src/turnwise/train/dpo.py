@@ -19,6 +19,10 @@ adapter disabled (TRL does that when no reference is given to a PEFT model); ``r
 TRL would drop a pair whose prompt alone reaches ``max_length`` and cut the others from the end, so
 turnwise first drops the oldest turns of the prompt until prompt + the longer answer fits, and drops the
 pair only when even the system message and the last user turn do not (:func:`turnwise.train.data.dpo_rows`).
+
+By default (``shared_prefix``) each pair runs as one sequence, the history once and both answers after it
+under a mask that hides one from the other, through a DPOTrainer subclass whose loss code is TRL's
+(:mod:`turnwise.train.prefix_dpo`); ``shared_prefix: false`` uses TRL's DPOTrainer as it is.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def build_dpo_trainer(cfg: DPOTrainConfig, *, callbacks: list[Any] | None = None
     args = trl.DPOConfig(
         **trl_args(cfg, placement), **dpo_loss_args(cfg), precompute_ref_log_probs=cfg.precompute_ref_log_probs
     )
-    trainer = trl.DPOTrainer(
+    trainer = _trainer_class(cfg)(
         model=cfg.model,
         ref_model=_reference(cfg, placement),
         args=args,
@@ -92,6 +96,21 @@ def build_dpo_trainer(cfg: DPOTrainConfig, *, callbacks: list[Any] | None = None
     )
     check_pairs_intact(trainer.train_dataset, len(rows), cfg.max_length)
     return trainer, report, placement
+
+
+def _trainer_class(cfg: DPOTrainConfig) -> type:
+    """TRL's DPOTrainer, or with ``shared_prefix`` its shared-prefix subclass (:mod:`turnwise.train.prefix_dpo`)."""
+    trl = require("trl", "train")
+    if not cfg.shared_prefix:
+        return trl.DPOTrainer
+    from turnwise.train.prefix_dpo import SharedPrefixDPOTrainer, supports_shared_prefix
+
+    if not supports_shared_prefix(cfg.attn_implementation):
+        log.warning("shared_prefix needs an attention kernel that takes a 4-D mask (sdpa, eager), not %s; "
+                    "training on TRL's plain pairs instead", cfg.attn_implementation)
+        return trl.DPOTrainer
+    log.info("dpo: shared-prefix layout (each history runs once per pair)")
+    return SharedPrefixDPOTrainer
 
 
 def check_pairs_intact(prepared: Any, rows: int, max_length: int) -> None:
