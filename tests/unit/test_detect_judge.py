@@ -100,6 +100,17 @@ async def test_stage_writes_one_record_per_conversation_and_resumes(tmp_path):
     assert {r["id"]: r["status"] for r in read_stage_output(tmp_path / "det.jsonl")}["c"] == "ok"
 
 
+async def test_an_input_records_own_cost_is_not_counted_as_detection_cost(tmp_path):
+    """Simulated dialogues carry `meta.cost` as {user, assistant}; detection without a judge paid nothing."""
+    simulated = {"user": {"calls": 3}, "assistant": {"calls": 4}}
+    convs = [Conversation("s", MESSAGES, meta={"cost": simulated, "turns": 2})]
+    with RecordStore(tmp_path / "det.jsonl") as store:
+        result = await run_detect(convs, store, DetectConfig(), None)
+    [record] = read_stage_output(tmp_path / "det.jsonl")
+    assert record["meta"]["cost"]["calls"] == 0 and record["meta"]["turns"] == 2
+    assert result.cost.calls == 0
+
+
 def test_detect_command_without_a_model(tmp_path: Path, capsys):
     data = tmp_path / "dialogues.jsonl"
     data.write_text(json.dumps({"id": "x", "messages": MESSAGES}) + "\n" + json.dumps(

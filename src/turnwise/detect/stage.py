@@ -63,7 +63,9 @@ async def detect_conversation(
     """Label the conversation's turns (and ask the judge where configured); return the stage record."""
     lang = config.lang or conversation_language(conv.messages)
     decisions = detect_messages(conv.messages, config.detector, lang)
-    meta: dict[str, Any] = {**conv.meta, "detector": "rules"}
+    # The input's own cost (e.g. a simulation's) is not this stage's: it stays with the input record.
+    meta: dict[str, Any] = {**{k: v for k, v in conv.meta.items() if k != "cost"}, "detector": "rules",
+                            "cost": Cost().to_dict()}
     if not decisions:
         return make_record(conv.id, "filtered", {"turns": [], "lang": lang}, reason="no user turn after the first",
                            meta=meta)
