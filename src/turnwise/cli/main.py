@@ -66,6 +66,10 @@ def _register() -> None:
     app.add_typer(rewrite.app, name="rewrite")
     app.add_typer(rag.app, name="rag")
 
+    from turnwise.cli import run as run_cli  # the recipe runner: stages chained, outputs content-addressed
+
+    app.command("run")(run_cli.run)
+
 
 _register()
 

@@ -1,0 +1,69 @@
+"""What the adapters share: reading conversations from files or stage records, and small summaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from turnwise.data.schema import Conversation
+from turnwise.recipe.context import StageContext
+from turnwise.records import STATUSES, read_stage_output
+
+
+def is_stage_output(path: Path) -> bool:
+    """Whether a file holds stage records (``{id, status, ...}`` on every line) rather than plain data."""
+    if not path.is_file() or path.suffix != ".jsonl":
+        return False
+    from turnwise.data.io import iter_records
+
+    for _, record in iter_records(path):
+        return "id" in record and record.get("status") in STATUSES
+    return False
+
+
+def read_conversations(path: Path, limit: int = 0) -> list[Conversation]:
+    """The conversations of a file in any format turnwise reads, or the ``ok`` ones of a stage's records.
+
+    Args:
+        path: a conversation file, or the records of a stage such as simulate (``{id, status, messages}``).
+        limit: keep the first ``limit`` (0 = all).
+    """
+    if is_stage_output(path):
+        rows = [r for r in read_stage_output(path) if r["status"] == "ok" and r.get("messages")]
+        # The stage's own cost leaves with it: the detect core adds a record's meta.cost to its totals, and
+        # would read simulate's {user, assistant} costs as its own.
+        conversations = [Conversation(r["id"], r["messages"], meta={k: v for k, v in r.get("meta", {}).items()
+                                                                    if k != "cost"}) for r in rows]
+    elif path.stat().st_size == 0:
+        conversations = []
+    else:
+        from turnwise.data.formats import read_records
+
+        conversations = list(read_records(path)[0])
+    return conversations[:limit] if limit else conversations
+
+
+def conversation_file(ctx: StageContext, port: str, limit: int = 0) -> Path:
+    """Input ``port`` as a plain conversation file a trainer can read (stage records are exported first)."""
+    path = ctx.input(port)
+    if not is_stage_output(path) and not limit:
+        return path
+    from turnwise.data.formats import write_records
+
+    target = ctx.path(f"{port}.openai.jsonl")
+    write_records(target, read_conversations(path, limit), "openai")
+    return target
+
+
+def percent(part: float, whole: float) -> str:
+    return f"{part / whole:.0%}" if whole else "—"
+
+
+def merge_costs(*costs: dict[str, Any]) -> dict[str, int]:
+    """The sum of several flat cost dicts (calls, cached, attempts, tokens...)."""
+    total: dict[str, int] = {}
+    for cost in costs:
+        for key, value in cost.items():
+            if isinstance(value, int | float):
+                total[key] = total.get(key, 0) + value
+    return total

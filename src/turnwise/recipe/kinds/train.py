@@ -1,0 +1,189 @@
+"""Adapters over :mod:`turnwise.train`: multi-turn SFT, the Parrot-Ask user simulator, DPO with the SFT term.
+
+In-process by default (TRL on the CPU or one GPU). With ``accelerate: zero3|fsdp|FILE`` the stage runs
+``accelerate launch -m turnwise.train.{sft,ask,dpo} --config <resolved config>`` on ``num_processes`` GPUs
+and reads the result back from the model folder's ``train.manifest.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from turnwise.errors import TurnwiseError
+from turnwise.recipe.context import StageContext, StageResult, model_path
+from turnwise.recipe.kinds.common import conversation_file
+from turnwise.recipe.registry import Kind, Port, register
+from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, SFTTrainConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+PROVIDED = {"data": "<inputs.data>", "model": "<models.base>", "output": "<stage folder>/model"}
+_LAUNCH_DOC = """
+    Attributes:
+        accelerate: null = train in this process; ``zero3`` or ``fsdp`` (the shipped accelerate configs) or the path
+            of an accelerate config = ``accelerate launch`` on ``num_processes`` processes (GPUs).
+        num_processes: processes (GPUs) for ``accelerate launch``.
+"""
+
+
+@dataclass
+class SFTStageSettings(SFTTrainConfig):
+    accelerate: str | None = None
+    num_processes: int = 1
+
+
+@dataclass
+class AskStageSettings(AskTrainConfig):
+    accelerate: str | None = None
+    num_processes: int = 1
+
+
+@dataclass
+class DPOStageSettings(DPOTrainConfig):
+    accelerate: str | None = None
+    num_processes: int = 1
+
+
+for _cls, _core in ((SFTStageSettings, "SFTTrainConfig"), (AskStageSettings, "AskTrainConfig"),
+                    (DPOStageSettings, "DPOTrainConfig")):
+    _cls.__doc__ = (f"A training stage's settings: every field of :class:`~turnwise.train.configs.{_core}` but data, "
+                    f"model and output (the stage's input, base model and folder), plus how it runs.\n{_LAUNCH_DOC}")
+
+_BASE = Port("base", "the model to start from: a hub id, a folder, or a model a stage trained")
+
+
+def _core_config(ctx: StageContext, core: type, data: Path) -> TrainConfig:
+    """The trainer's own config: the stage's settings with data, model and output filled in."""
+    values = {f.name: getattr(ctx.settings, f.name) for f in dataclasses.fields(core)}
+    values.update(data=str(data), model=model_path(ctx, "base"), output=str(ctx.path("model")))
+    return core(**values)
+
+
+def _losses(history: list[dict[str, Any]]) -> dict[str, list[float]]:
+    return {key: [e[key] for e in history if key in e] for key in ("loss", "rewards/accuracies")}
+
+
+def _train_here(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:
+    """Train with turnwise's trainer in this process (no stdout: TRL's printer and progress callbacks removed)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+    from turnwise.train.common import run_trainer
+    from turnwise.train.dpo import build_dpo_trainer
+    from turnwise.train.sft import build_sft_trainer
+
+    class Steps(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            ctx.advance()
+
+    trainer, report, placement = (build_dpo_trainer if kind == "dpo" else build_sft_trainer)(cfg, callbacks=[Steps()])
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    ctx.total(trainer.args.max_steps if trainer.args.max_steps > 0 else None)
+    result = run_trainer(trainer, cfg, kind, report, placement)
+    return {**_losses(result.log_history), "metrics": result.metrics, "data": report.to_dict()}
+
+
+def launch_command(ctx: StageContext, config_file: Path, kind: str) -> list[str]:
+    """The ``accelerate launch`` command line of a multi-process training stage."""
+    from turnwise.train.common import ACCELERATE_CONFIGS, accelerate_config
+
+    name = ctx.settings.accelerate
+    accel = str(accelerate_config(name)) if name in ACCELERATE_CONFIGS else str(name)
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accel,
+            "--num_processes", str(ctx.settings.num_processes), "-m", f"turnwise.train.{kind}",
+            "--config", str(config_file)]
+
+
+def _launch(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:
+    """Train under ``accelerate launch``; its output goes to ``launch.log`` in the stage folder."""
+    from turnwise.config import dump_yaml
+
+    config_file = ctx.path("train-config.yaml")
+    config_file.write_text(dump_yaml(cfg), encoding="utf-8")
+    command = launch_command(ctx, config_file, kind)
+    log.info("launching: %s", " ".join(command))
+    with open(ctx.path("launch.log"), "w", encoding="utf-8") as out:
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+    if code != 0:
+        raise TurnwiseError(f"stage {ctx.name}: accelerate launch exited with {code}; see {ctx.path('launch.log')}")
+    manifest = json.loads((Path(cfg.output) / "train.manifest.json").read_text(encoding="utf-8"))
+    metrics = manifest.get("metrics", {})
+    loss = [metrics["train_loss"]] if "train_loss" in metrics else []
+    accuracy = [metrics["rewards/accuracies"]] if "rewards/accuracies" in metrics else []
+    return {"loss": loss, "rewards/accuracies": accuracy, "metrics": metrics, "data": manifest.get("data", {})}
+
+
+def _train(ctx: StageContext, core: type, kind: str, data: Path) -> dict[str, Any]:
+    cfg = _core_config(ctx, core, data)
+    return _launch(ctx, cfg, kind) if ctx.settings.accelerate else _train_here(ctx, cfg, kind)
+
+
+def _loss_line(logged: dict[str, Any]) -> str:
+    loss, steps = logged["loss"], logged["metrics"].get("global_step", "?")
+    return f"loss {loss[0]:.2f} → {loss[-1]:.2f} in {steps} steps" if loss else f"{steps} steps"
+
+
+def _numbers(logged: dict[str, Any]) -> dict[str, Any]:
+    return {"loss": logged["loss"], "reward_accuracy": logged["rewards/accuracies"],
+            "global_step": logged["metrics"].get("global_step")}
+
+
+_SFT = Kind("train_sft", "Multi-turn SFT, the loss on every assistant turn (turnwise.train.sft).", SFTStageSettings,
+            inputs=(Port("data", "conversations: a file, or a stage's dialogue records"),), models=(_BASE,),
+            outputs=("model",), provided=PROVIDED, torch=True)
+
+
+@register(_SFT)
+def train_sft(ctx: StageContext) -> StageResult:
+    logged = _train(ctx, SFTTrainConfig, "sft", conversation_file(ctx, "data"))
+    return StageResult({"model": "model"}, f"{_loss_line(logged)} ({', '.join(ctx.settings.train_on)} turns)",
+                       counts=logged["data"], numbers=_numbers(logged))
+
+
+@register(dataclasses.replace(_SFT, name="train_ask", settings=AskStageSettings,
+                              doc="A user simulator (Parrot-Ask): the loss on the user turns, roles flipped."))
+def train_ask(ctx: StageContext) -> StageResult:
+    logged = _train(ctx, AskTrainConfig, "ask", conversation_file(ctx, "data"))
+    return StageResult({"model": "model"}, f"{_loss_line(logged)} (user turns, roles flipped)",
+                       counts=logged["data"], numbers=_numbers(logged))
+
+
+@register(Kind("train_dpo", "DPO with the SFT term on preference pairs (turnwise.train.dpo).", DPOStageSettings,
+               inputs=(Port("pairs", "preference pairs (trl-pref): capo, bestofn or files", many=True),),
+               models=(_BASE,), outputs=("model", "pairs"), provided=PROVIDED, torch=True))
+def train_dpo(ctx: StageContext) -> StageResult:
+    sources = merge_pairs(ctx, ctx.path("pairs.jsonl"))
+    logged = _train(ctx, DPOTrainConfig, "dpo", ctx.path("pairs.jsonl"))
+    s, accuracy = ctx.settings, logged["rewards/accuracies"]
+    from_ = " + ".join(f"{n} {label}" for label, n in sources.items())
+    summary = (f"{sum(sources.values())} pairs ({from_}), β {s.beta:g}, λ {s.sft_weight:g}: {_loss_line(logged)}"
+               + (f", reward accuracy {accuracy[-1]:.0%}" if accuracy else ""))
+    return StageResult({"model": "model", "pairs": "pairs.jsonl"}, summary, counts={**logged["data"], **sources},
+                       numbers=_numbers(logged))
+
+
+def merge_pairs(ctx: StageContext, target: Path) -> dict[str, int]:
+    """Every input's pairs in one trl-pref file, each row's meta cut to ``{source, kind}`` (one shape for
+    pyarrow); the pairs per source."""
+    from turnwise.data.formats import read_records, write_records
+    from turnwise.data.schema import PreferencePair
+
+    pairs, sources = [], {}
+    for label, path in zip(ctx.labels["pairs"], ctx.inputs["pairs"], strict=True):
+        source = label.split(":")[0]
+        rows = list(read_records(path)[0]) if path.stat().st_size else []
+        pairs += [PreferencePair(p.id, p.prompt, p.chosen, p.rejected,
+                                 {"source": source, "kind": p.meta.get("strategy", p.meta.get("source", source))})
+                  for p in rows]
+        sources[source] = sources.get(source, 0) + len(rows)
+    write_records(target, pairs, "trl-pref")
+    return sources
+
+
+__all__ = ["AskStageSettings", "DPOStageSettings", "SFTStageSettings", "launch_command"]

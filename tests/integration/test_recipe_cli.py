@@ -1,0 +1,43 @@
+"""What CI runs: `turnwise run recipes/quickstart.yaml --fast`, end to end through the command, twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def turnwise_run(*args: str) -> tuple[str, float]:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "turnwise.cli.main", "run", "recipes/quickstart.yaml", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr, time.perf_counter() - start
+
+
+def test_the_fast_quickstart_recipe_runs_end_to_end_then_is_cached(tmp_path):
+    out = tmp_path / "fast"
+    output, _ = turnwise_run("--fast", "--set", f"out_dir={out}")
+    assert "12 stages ran, 0 cached" in output, output
+    assert "[11/12] eval: ran" in output and "held-out turns right" in output
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert report.count("stage.json)") == 12 and "## Results: eval" in report
+
+    output, seconds = turnwise_run("--fast", "--set", f"out_dir={out}")
+    assert "0 stages ran, 12 cached" in output, output
+    assert seconds < 30  # the interpreter's start-up and imports, nothing else
+    report = (out / "report.md").read_text(encoding="utf-8")
+
+    output, _ = turnwise_run("--fast", "--set", f"out_dir={out}", "--set", "train_dpo.beta=0.2", "--dry-run")
+    assert "beta 0.1 → 0.2" in output
+    assert (out / "report.md").read_text(encoding="utf-8") == report  # a dry run writes nothing
