@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from turnwise.cli import options as opt
 from turnwise.cli import score as sc
+from turnwise.cli import stage
 
 
 def records_path(output: Path) -> Path:
@@ -87,29 +88,15 @@ def bestofn(
     cfg = BestOfNConfig(n=n, min_scored=min_scored, min_margin=min_margin, settings=settings,
                         max_in_flight=max_in_flight, details=details)
     items, skipped = read_records(input, from_, skip_invalid=skip_invalid)
-    cache_path = None if no_cache else (cache or sc.default_cache())
+    cache_path = stage.cache_path(cache, no_cache)
     store = RecordStore(records_path(output), retry_failed=retry_failed)
     config = {"input": str(input), "records": str(store.path), "policy": policy_spec.to_dict(),
               "judge": judge_spec.to_dict() if judge_spec else None, "settings": settings.to_dict(), "n": n,
               "min_scored": min_scored, "min_margin": min_margin, "cache": str(cache_path) if cache_path else None}
-    if store.resumed:
-        opt.stderr.print(f"resuming: {store.resumed} prompts already in {store.path}")
+    stage.resuming(store, "prompts")
     run = _run(options, policy_spec, judge_spec, cfg, sc.conversations(items, "bestofn"), store, output, config,
                cache_path, skipped, opt.count_lines(input))
     asyncio.run(run)
-
-
-async def _open(policy_spec: Any, judge_spec: Any, cache_path: Path | None) -> tuple[Any, Any, Any]:
-    from turnwise.models.base import load_model
-    from turnwise.models.cache import CachedChatModel, ResponseCache
-
-    cache = ResponseCache(cache_path) if cache_path else None
-    policy = load_model(policy_spec)
-    judge = load_model(judge_spec) if judge_spec is not None else None
-    if cache is not None:
-        policy = CachedChatModel(policy, cache)
-        judge = CachedChatModel(judge, cache) if judge is not None else None
-    return policy, judge, cache
 
 
 async def _run(options, policy_spec, judge_spec, cfg, items, store, output, config, cache_path, skipped,
@@ -117,28 +104,16 @@ async def _run(options, policy_spec, judge_spec, cfg, items, store, output, conf
     from turnwise.bestofn.stage import run_bestofn, write_pairs
     from turnwise.records import RunManifest
 
-    policy, judge, cache = await _open(policy_spec, judge_spec, cache_path)
-    status, cost, manifest, pairs = "error", {}, None, 0
-    try:
-        scorer, scorer_config = sc.build_scorer_from(options, judge)
-        manifest = RunManifest(output, "bestofn", {**config, "scorer": scorer_config})
-        with opt.progress_bar("bestofn", total) as progress:
-            progress.advance(0, store.resumed)
-            totals = await run_bestofn(items, policy, scorer, store, cfg, on_record=lambda _: progress.advance(0))
-        cost, status = totals.to_dict(), "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        for model in (policy, judge):
-            if model is not None:
-                await model.aclose()
-        store.close()
-        if cache is not None:
-            cache.close()
-        if manifest is not None:
-            pairs = write_pairs(store.path, output)  # every ok record so far, resumed ones included
-            manifest.finish(status, {**store.counts, "pairs": pairs, "skipped_invalid": skipped.total}, cost,
-                            reasons=dict(store.reasons), skipped_invalid=skipped.to_dict())
-    sc.summary(store, cost.get("scoring", {}))
-    opt.stderr.print(f"{output}: {pairs} preference pairs")
+    def pairs(run: stage.StageRun) -> None:  # every ok record so far, resumed ones included
+        if run.manifest is not None:
+            run.counts["pairs"] = write_pairs(store.path, output)
+
+    async with stage.open_models([policy_spec, judge_spec], cache_path) as [policy, judge]:
+        with stage.stage_run(store, skipped=skipped, on_close=pairs) as run:
+            scorer, scorer_config = sc.build_scorer_from(options, judge)
+            run.manifest = RunManifest(output, "bestofn", {**config, "scorer": scorer_config})
+            with stage.record_progress("bestofn", total, store.resumed) as on_record:
+                totals = await run_bestofn(items, policy, scorer, store, cfg, on_record=on_record)
+            run.complete(totals.to_dict())
+    sc.summary(store, run.cost.get("scoring", {}))
+    opt.stderr.print(f"{output}: {run.counts.get('pairs', 0)} preference pairs")

@@ -22,12 +22,12 @@ from turnwise.capo.stage import CapoConfig, run_capo
 from turnwise.capo.strategies import STRATEGIES, CapoModels
 from turnwise.capo.tasks import parse_mix
 from turnwise.cli import options as opt
+from turnwise.cli import stage
 from turnwise.data.formats import read_records
 from turnwise.data.schema import Conversation
 from turnwise.detect.rules import TurnDecision
 from turnwise.errors import ConfigError
-from turnwise.models.base import ChatModel, GenerationSettings, ModelSpec, load_model
-from turnwise.models.cache import CachedChatModel, ResponseCache, default_cache_path
+from turnwise.models.base import GenerationSettings, ModelSpec
 from turnwise.records import RecordStore, RunManifest, read_stage_output
 
 
@@ -93,14 +93,13 @@ def capo(
     conversations, skipped_status = _read_dialogues(input, from_, skip_invalid)
     decisions = _read_detections(detections) if detections else None
     records_path = records or output.with_name(output.stem + ".records.jsonl")
-    cache_path = None if no_cache else (cache or default_cache_path())
+    cache_path = stage.cache_path(cache, no_cache)
     manifest = RunManifest(output, "capo", {
         "input": str(input), "records": str(records_path), "detections": str(detections) if detections else None,
         **config.to_dict(), "models": {k: s.to_dict() for k, s in specs.items() if s},
         "cache": str(cache_path) if cache_path else None})
     store = RecordStore(records_path, retry_failed=retry_failed)
-    if store.resumed:
-        opt.stderr.print(f"resuming: {store.resumed} records already in {records_path}")
+    stage.resuming(store)
     asyncio.run(_run(specs, config, conversations, decisions, store, manifest, cache_path, max_in_flight,
                      skipped_status, output))
 
@@ -125,54 +124,28 @@ def _read_detections(path: Path) -> dict[str, list[TurnDecision]]:
             for r in read_stage_output(path) if r["status"] == "ok"}
 
 
-def _load_models(specs: dict[str, ModelSpec | None], cache: ResponseCache | None) -> tuple[CapoModels, list]:
-    """One backend per distinct spec (the same local model is loaded once), each behind the cache."""
-    loaded: dict[str, ChatModel] = {}
-    roles: dict[str, ChatModel | None] = {}
-    for role, spec in specs.items():
-        if spec is None:
-            roles[role] = None
-            continue
-        key = repr(spec.to_dict())
-        if key not in loaded:
-            backend = load_model(spec)
-            loaded[key] = CachedChatModel(backend, cache) if cache is not None else backend
-        roles[role] = loaded[key]
-    return CapoModels(roles["negative"], roles["chosen"], roles["simulator"]), list(loaded.values())
-
-
 async def _run(specs, config, conversations, decisions, store, manifest, cache_path, max_in_flight, skipped,
                output) -> None:
-    cache = ResponseCache(cache_path) if cache_path else None
-    models, backends = _load_models(specs, cache)
-    status, cost, result, exported = "error", {}, None, None
-    try:
-        with opt.progress_bar("capo", None) as progress:
-            result = await run_capo(conversations, store, config, models, detections=decisions,
-                                    max_in_flight=max_in_flight, on_record=lambda _: progress.advance(0))
-        cost, status = result.cost.to_dict(), "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        for backend in backends:
-            await backend.aclose()
-        store.close()
-        if cache is not None:
-            cache.close()
-        if status == "complete":
+    exported = None
+
+    def export(run: stage.StageRun) -> None:  # the pairs file is written from a complete run only
+        nonlocal exported
+        if run.status == "complete":
             exported = export_pairs(store.path, output)
-        manifest.finish(status, {**store.counts, "input_not_ok": skipped["input_not_ok"]}, cost,
-                        reasons=dict(store.reasons), pairs=exported.to_dict() if exported else None,
-                        skipped_invalid=skipped["skipped_invalid"])
+        run.counts["input_not_ok"] = skipped["input_not_ok"]
+        run.fields.update(pairs=exported.to_dict() if exported else None, skipped_invalid=skipped["skipped_invalid"])
+
+    async with stage.open_models(list(specs.values()), cache_path) as roles:
+        with (stage.stage_run(store, manifest, on_close=export) as run,
+              stage.record_progress("capo", None) as on_record):
+            result = await run_capo(conversations, store, config, CapoModels(*roles), detections=decisions,
+                                    max_in_flight=max_in_flight, on_record=on_record)
+            run.complete(result.cost.to_dict())
     _summary(store, exported, output)
 
 
 def _summary(store: RecordStore, exported: Any, output: Path) -> None:
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(store.counts.items()))
-    opt.stderr.print(f"{store.path}: {counts} ({store.written} new)")
-    for reason, count in store.reasons.most_common(5):
-        opt.stderr.print(f"  {count} × {reason}")
+    stage.print_summary(store)
     if exported is not None:
         per = ", ".join(f"{k} {v}" for k, v in sorted(exported.by_strategy.items()))
         opt.stderr.print(f"{output}: {exported.written} pairs ({per}); {exported.duplicates} duplicates dropped")

@@ -17,13 +17,13 @@ from typing import Annotated, Any
 import typer
 
 from turnwise.cli import options as opt
+from turnwise.cli import stage
 from turnwise.data.formats import read_records
 from turnwise.data.schema import Conversation, PreferencePair
 from turnwise.detect.judge import JUDGE_ON, JudgeConfig
 from turnwise.detect.stage import DetectConfig, DetectResult, run_detect
 from turnwise.errors import ConfigError
-from turnwise.models.base import GenerationSettings, load_model
-from turnwise.models.cache import CachedChatModel, ResponseCache, default_cache_path
+from turnwise.models.base import GenerationSettings
 from turnwise.records import RecordStore, RunManifest
 
 JudgeModel = Annotated[
@@ -66,15 +66,14 @@ def detect(
                             settings=GenerationSettings(temperature=0, max_tokens=max_tokens))
     config = DetectConfig(lang=None if lang == "auto" else lang, judge=judge)
     items, skipped = read_records(input, from_, skip_invalid=skip_invalid)
-    cache_path = None if no_cache or spec is None else (cache or default_cache_path())
+    cache_path = stage.cache_path(cache, no_cache or spec is None)
     manifest_config = {"input": str(input), "lang": lang, "weights": dict(config.detector.weights),
                        "bias": config.detector.bias, "judge_model": spec.to_dict() if spec else None,
                        "judge_on": judge_on, "judge_weight": judge_weight,
                        "cache": str(cache_path) if cache_path else None}
     store = RecordStore(output, retry_failed=retry_failed)
     manifest = RunManifest(output, "detect", manifest_config)
-    if store.resumed:
-        opt.stderr.print(f"resuming: {store.resumed} records already in {output}")
+    stage.resuming(store)
     total = opt.count_lines(input)
     asyncio.run(_run(spec, config, _conversations(items), store, manifest, cache_path, max_in_flight, skipped, total))
 
@@ -87,38 +86,17 @@ def _conversations(items: Iterable[Any]) -> Iterator[Conversation]:
 
 
 async def _run(spec, config, conversations, store, manifest, cache_path, max_in_flight, skipped, total) -> None:
-    judge_model = load_model(spec) if spec is not None else None
-    cache = ResponseCache(cache_path) if cache_path else None
-    if judge_model is not None and cache is not None:
-        judge_model = CachedChatModel(judge_model, cache)
-    status, cost, result = "error", {}, None
-    try:
-        with opt.progress_bar("detect", total) as progress:
-            progress.advance(0, store.resumed)
+    async with stage.open_models([spec], cache_path) as [judge_model]:
+        with (stage.stage_run(store, manifest, skipped=skipped) as run,
+              stage.record_progress("detect", total, store.resumed) as on_record):
+            run.fields["turns"] = {}
             result = await run_detect(conversations, store, config, judge_model, max_in_flight=max_in_flight,
-                                      on_record=lambda _: progress.advance(0))
-        cost, status = result.cost.to_dict(), "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        if judge_model is not None:
-            await judge_model.aclose()
-        store.close()
-        if cache is not None:
-            cache.close()
-        counts = {**store.counts, "skipped_invalid": skipped.total}
-        turns = _turn_counts(result)
-        manifest.finish(status, counts, cost, reasons=dict(store.reasons), turns=turns,
-                        skipped_invalid=skipped.to_dict())
-    opt.stderr.print(f"{store.path}: " + ", ".join(f"{k} {v}" for k, v in sorted(store.counts.items()))
-                     + f" ({store.written} new); turns {turns}")
-    for reason, count in store.reasons.most_common(5):
-        opt.stderr.print(f"  {count} × {reason}")
+                                      on_record=on_record)
+            run.fields["turns"] = _turn_counts(result)
+            run.complete(result.cost.to_dict())
+    stage.print_summary(store, f"; turns {run.fields['turns']}")
 
 
-def _turn_counts(result: DetectResult | None) -> dict[str, int]:
-    if result is None:
-        return {}
+def _turn_counts(result: DetectResult) -> dict[str, int]:
     return {"labelled": result.turns, "dependent": result.dependent, "judged": result.judged,
             "judge_failures": result.judge_failures}

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from turnwise.cli import options as opt
+from turnwise.cli import stage
 from turnwise.cli.score import (
     JudgeAttempts,
     JudgeBackend,
@@ -74,35 +74,10 @@ def _judge_config(parts: dict[str, Any]) -> dict[str, Any]:
     return {"judge": parts["spec"].to_dict(), "policy": parts["policy"].to_dict(), "config": parts["config"].to_dict()}
 
 
-async def _open(specs: list[Any], cache_path: Path | None) -> tuple[list[Any], Any]:
-    """Load each model, behind one response cache when there is one."""
-    from turnwise.models.base import load_model
-    from turnwise.models.cache import CachedChatModel, ResponseCache
-
-    cache = ResponseCache(cache_path) if cache_path else None
-    models = [load_model(spec) for spec in specs]
-    return [CachedChatModel(m, cache) if cache is not None else m for m in models], cache
-
-
-async def _close(models: list[Any], cache: Any) -> None:
-    for model in models:
-        await model.aclose()
-    if cache is not None:
-        cache.close()
-
-
-def _cache_path(cache: Path | None, no_cache: bool) -> Path | None:
-    from turnwise.models.cache import default_cache_path
-
-    return None if no_cache else (cache or default_cache_path())
-
-
 def _summary(store: Any, cost: dict[str, Any], what: str) -> None:
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(store.counts.items()))
-    opt.stderr.print(f"{store.path}: {counts} ({store.written} new {what}); calls {cost.get('calls', 0)}, "
-                     f"cached {cost.get('cached', 0)}, failed {cost.get('failed', 0)}")
-    for reason, count in store.reasons.most_common(3):
-        opt.stderr.print(f"  {count} × {escape(reason)}")  # reasons quote [[rating]], which is rich markup
+    # reasons quote [[rating]], which is rich markup
+    stage.print_summary(store, f"; calls {cost.get('calls', 0)}, cached {cost.get('cached', 0)}, "
+                               f"failed {cost.get('failed', 0)}", new=f"new {what}", top=3, escape_reasons=True)
 
 
 @app.command("answer")
@@ -138,7 +113,7 @@ def answer(
     spec = opt.build_spec(model, backend, base_url, api_key_env, concurrency, timeout, max_retries, chat_template,
                           dtype)
     config = _answer_config(name, temperature, max_tokens, seed, model)
-    cache_path = _cache_path(cache, no_cache)
+    cache_path = stage.cache_path(cache, no_cache)
     store = RecordStore(output, retry_failed=retry_failed)
     manifest = RunManifest(output, "eval answer", {
         "data": str(data), "benchmark": describe_items(items), "model": spec.to_dict(), "answer": config.to_dict(),
@@ -149,22 +124,12 @@ def answer(
 async def _answer(spec, config, items, store, manifest, cache_path, max_in_flight) -> None:
     from turnwise.eval.answer import run_answer
 
-    [model], cache = await _open([spec], cache_path)
-    status, cost = "error", {}
-    try:
-        with opt.progress_bar("eval answer", len(items)) as progress:
-            progress.advance(0, store.resumed)
-            totals = await run_answer(items, model, store, config, max_in_flight=max_in_flight,
-                                      on_record=lambda _: progress.advance(0))
-        cost, status = totals.cost.to_dict(), "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        await _close([model], cache)
-        store.close()
-        manifest.finish(status, dict(store.counts), cost, reasons=dict(store.reasons))
-    _summary(store, cost, "answers")
+    async with stage.open_models([spec], cache_path) as [model]:
+        with (stage.stage_run(store, manifest) as run,
+              stage.record_progress("eval answer", len(items), store.resumed) as on_record):
+            totals = await run_answer(items, model, store, config, max_in_flight=max_in_flight, on_record=on_record)
+            run.complete(totals.cost.to_dict())
+    _summary(store, run.cost, "answers")
 
 
 @app.command("judge")
@@ -197,7 +162,7 @@ def judge(
                          judge_attempts, judge_max_tokens, lang, template_dir, timeout, max_retries)
     records = load_answers(answers)
     base = {r["id"]: r for r in load_answers(baseline)} if baseline else None
-    cache_path = _cache_path(cache, no_cache)
+    cache_path = stage.cache_path(cache, no_cache)
     store = RecordStore(output, retry_failed=retry_failed)
     manifest = RunManifest(output, "eval judge", {
         "answers": str(answers), "baseline": str(baseline) if baseline else None, **_judge_config(parts),
@@ -210,26 +175,17 @@ async def _judge(parts, records, base, store, manifest, cache_path, max_in_fligh
     from turnwise.eval.pairwise import run_pairwise
     from turnwise.judge.core import Judge
 
-    [model], cache = await _open([parts["spec"]], cache_path)
-    status, cost = "error", {}
-    try:
-        judge = Judge(model, parts["policy"], parts["search"])
-        with opt.progress_bar("eval judge", len(records)) as progress:
-            progress.advance(0, store.resumed)
-            kwargs = {"max_in_flight": max_in_flight, "on_record": lambda _: progress.advance(0)}
-            if base is None:
-                totals = await run_judge(records, judge, store, parts["config"], **kwargs)
-            else:
-                totals = await run_pairwise(records, base, judge, store, parts["config"], **kwargs)
-        cost, status = totals.cost.to_dict(), "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        await _close([model], cache)
-        store.close()
-        manifest.finish(status, dict(store.counts), cost, reasons=dict(store.reasons))
-    _summary(store, cost, "judgements")
+    async with stage.open_models([parts["spec"]], cache_path) as [model]:
+        with stage.stage_run(store, manifest) as run:
+            judge = Judge(model, parts["policy"], parts["search"])
+            with stage.record_progress("eval judge", len(records), store.resumed) as on_record:
+                kwargs = {"max_in_flight": max_in_flight, "on_record": on_record}
+                if base is None:
+                    totals = await run_judge(records, judge, store, parts["config"], **kwargs)
+                else:
+                    totals = await run_pairwise(records, base, judge, store, parts["config"], **kwargs)
+            run.complete(totals.cost.to_dict())
+    _summary(store, run.cost, "judgements")
 
 
 @app.command("report")
@@ -299,7 +255,7 @@ def run(
     parts = _judge_parts(judge_model, judge_backend, judge_base_url, judge_api_key_env, judge_concurrency,
                          judge_attempts, judge_max_tokens, lang, template_dir, timeout, max_retries)
     config = _answer_config(name, temperature, max_tokens, seed, model)
-    cache_path = _cache_path(cache, no_cache)
+    cache_path = stage.cache_path(cache, no_cache)
     check_same_model(out_dir / "answers.jsonl", config.name)
     stores = [RecordStore(out_dir / f, retry_failed=retry_failed) for f in ("answers.jsonl", "judgements.jsonl")]
     common = {"data": str(data), "benchmark": describe_items(items), "cache": str(cache_path) if cache_path else None}
@@ -315,22 +271,16 @@ async def _run(spec, parts, config, items, stores, manifests, cache_path, max_in
     from turnwise.eval.pipeline import EvalTotals, run_eval
     from turnwise.judge.core import Judge
 
-    models, cache = await _open([spec, parts["spec"]], cache_path)
-    status, totals = "error", EvalTotals()
-    try:
-        judge = Judge(models[1], parts["policy"], parts["search"])
-        with opt.progress_bar("eval run", len(items)) as progress:
-            progress.advance(0, stores[1].resumed)
-            totals = await run_eval(items, models[0], judge, *stores, config, parts["config"],
-                                    max_in_flight=max_in_flight, on_judgement=lambda _: progress.advance(0))
-        status = "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        await _close(models, cache)
-        for store, manifest, part in zip(stores, manifests, (totals.answer, totals.judge), strict=True):
-            store.close()
-            manifest.finish(status, dict(store.counts), part.cost.to_dict(), reasons=dict(store.reasons))
-    for store, part, what in zip(stores, (totals.answer, totals.judge), ("answers", "judgements"), strict=True):
-        _summary(store, part.cost.to_dict(), what)
+    totals = EvalTotals()
+    async with stage.open_models([spec, parts["spec"]], cache_path) as [model, judge_model]:
+        with (stage.stage_run(stores[0], manifests[0]) as answered,
+              stage.stage_run(stores[1], manifests[1]) as judged):
+            answered.cost, judged.cost = totals.answer.cost.to_dict(), totals.judge.cost.to_dict()  # if it fails
+            judge = Judge(judge_model, parts["policy"], parts["search"])
+            with stage.record_progress("eval run", len(items), stores[1].resumed) as on_judgement:
+                totals = await run_eval(items, model, judge, *stores, config, parts["config"],
+                                        max_in_flight=max_in_flight, on_judgement=on_judgement)
+            answered.complete(totals.answer.cost.to_dict())
+            judged.complete(totals.judge.cost.to_dict())
+    _summary(stores[0], answered.cost, "answers")
+    _summary(stores[1], judged.cost, "judgements")

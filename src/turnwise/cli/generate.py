@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from turnwise.cli import options as opt
+from turnwise.cli import stage
 from turnwise.data.formats import read_records
-from turnwise.models.base import GenerationSettings, load_model
-from turnwise.models.cache import CachedChatModel, ResponseCache, default_cache_path
+from turnwise.models.base import GenerationSettings
 from turnwise.records import RecordStore, RunManifest
 from turnwise.stages.generate import run_generate
 
@@ -46,48 +46,24 @@ def generate(
     )
     settings = GenerationSettings(temperature=temperature, top_p=top_p, max_tokens=max_tokens, n=n, seed=seed)
     conversations, skipped = read_records(input, from_, skip_invalid=skip_invalid)
-    cache_path = None if no_cache else (cache or default_cache_path())
+    cache_path = stage.cache_path(cache, no_cache)
     config = {"input": str(input), "model": spec.to_dict(), "settings": settings.to_dict(),
               "cache": str(cache_path) if cache_path else None, "max_in_flight": max_in_flight}
     store = RecordStore(output, retry_failed=retry_failed)
     manifest = RunManifest(output, "generate", config)
-    if store.resumed:
-        opt.stderr.print(f"resuming: {store.resumed} records already in {output}")
+    stage.resuming(store)
     total = opt.count_lines(input)
     asyncio.run(_run(spec, settings, conversations, store, manifest, cache_path, max_in_flight, skipped, total))
 
 
 async def _run(spec, settings, conversations, store, manifest, cache_path, max_in_flight, skipped, total) -> None:
-    chat_model = load_model(spec)
-    cache = ResponseCache(cache_path) if cache_path else None
-    if cache is not None:
-        chat_model = CachedChatModel(chat_model, cache)
-    status, cost = "error", {}
-    try:
-        with opt.progress_bar("generate", total) as progress:
-            progress.advance(0, store.resumed)
+    async with stage.open_models([spec], cache_path) as [chat_model]:
+        with (stage.stage_run(store, manifest, skipped=skipped) as run,
+              stage.record_progress("generate", total, store.resumed) as on_record):
             result = await run_generate(conversations, chat_model, store, settings, max_in_flight=max_in_flight,
-                                        on_record=lambda _: progress.advance(0))
-        cost, status = result.cost.to_dict(), "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        await chat_model.aclose()
-        store.close()
-        if cache is not None:
-            cache.close()
-        counts = {**store.counts, "skipped_invalid": skipped.total}
-        manifest.finish(status, counts, cost, reasons=dict(store.reasons), skipped_invalid=skipped.to_dict())
-    _summary(store, cost, skipped)
-
-
-def _summary(store: RecordStore, cost: dict, skipped) -> None:
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(store.counts.items()))
-    opt.stderr.print(
-        f"{store.path}: {counts} ({store.written} new); calls {cost.get('calls', 0)}, "
-        f"cached {cost.get('cached', 0)}, failed {cost.get('failed', 0)}, "
-        f"tokens {cost.get('prompt_tokens', 0)}+{cost.get('completion_tokens', 0)}"
-    )
-    for reason, count in store.reasons.most_common(5):
-        opt.stderr.print(f"  {count} × {reason}")
+                                        on_record=on_record)
+            run.complete(result.cost.to_dict())
+    cost = run.cost
+    stage.print_summary(store, f"; calls {cost.get('calls', 0)}, cached {cost.get('cached', 0)}, "
+                               f"failed {cost.get('failed', 0)}, "
+                               f"tokens {cost.get('prompt_tokens', 0)}+{cost.get('completion_tokens', 0)}")

@@ -25,6 +25,7 @@ import typer
 
 from turnwise.cli import options as opt
 from turnwise.cli import rewrite as rw
+from turnwise.cli import stage
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Multi-turn RAG: rewrite follow-ups for retrieval, retrieve, answer with the history.")
@@ -92,32 +93,16 @@ async def _open_engine(index_dir: Path, spec: Any, rewriter_model: str | None, n
     """The engine, its models behind the response cache; everything is closed on the way out."""
     from dataclasses import replace
 
-    from turnwise.models.base import load_model
-    from turnwise.models.cache import CachedChatModel, ResponseCache
     from turnwise.rag.engine import RagEngine
     from turnwise.rag.index import RagIndex
     from turnwise.rag.rewriter import Rewriter
 
     found = RagIndex.load(index_dir)
-    cache = ResponseCache(cache_path) if cache_path else None
-
-    def cached(chat_model: Any) -> Any:
-        return CachedChatModel(chat_model, cache) if cache is not None else chat_model
-
-    model = cached(load_model(spec))
-    rewriter_chat = None
-    if not no_rewrite and rewriter_model and rewriter_model != spec.model:
-        rewriter_chat = cached(load_model(replace(spec, model=rewriter_model)))
-    rewriter = None if no_rewrite else Rewriter(rewriter_chat or model, rewrite_config)
-    try:
+    rewriter_spec = replace(spec, model=rewriter_model) if rewriter_model and not no_rewrite else None
+    async with stage.open_models([spec, rewriter_spec], cache_path) as [model, rewriter_chat]:
+        rewriter = None if no_rewrite else Rewriter(rewriter_chat or model, rewrite_config)
         yield RagEngine(found, model, rewriter=rewriter, count_tokens=_token_counter(tokenizer, spec),
                         config=rag_config)
-    finally:
-        await model.aclose()
-        if rewriter_chat is not None:
-            await rewriter_chat.aclose()
-        if cache is not None:
-            cache.close()
 
 
 def _configs(variant, gate, lang, few_shot, rewrite_max_tokens, template_dir, top_k, budget, max_tokens,
@@ -175,10 +160,9 @@ def batch(
     spec = opt.build_spec(model, backend, base_url, api_key_env, concurrency, timeout, max_retries, chat_template,
                           dtype)
     conversations, skipped = read_conversations(input, from_, skip_invalid=skip_invalid, limit=limit)
-    cache_path = rw.cache_file(cache, no_cache)
+    cache_path = stage.cache_path(cache, no_cache)
     store = RecordStore(output, retry_failed=retry_failed)
-    if store.resumed:
-        opt.stderr.print(f"resuming: {store.resumed} records already in {output}")
+    stage.resuming(store)
     parts = (index_dir, spec, rewriter_model, no_rewrite, rewrite_config, rag_config, tokenizer, cache_path)
     settings = {"input": str(input), "format": from_, "limit": limit, "index": str(index_dir),
                 "model": spec.to_dict(), "cache": str(cache_path) if cache_path else None, "tokenizer": tokenizer}
@@ -189,28 +173,18 @@ async def _batch(parts, conversations, store, settings, max_in_flight, skipped) 
     from turnwise.rag.batch import run_rag_batch
     from turnwise.records import RunManifest
 
-    status, cost, result, manifest = "error", {}, None, None
-    try:
+    with stage.stage_run(store, skipped=skipped) as run:
+        run.fields["rewrites"] = {}
         async with _open_engine(*parts) as engine:
-            manifest = RunManifest(store.path, "rag-batch", {**settings, "engine": engine.describe()})
-            with opt.progress_bar("rag", None) as progress:
+            run.manifest = RunManifest(store.path, "rag-batch", {**settings, "engine": engine.describe()})
+            with stage.record_progress("rag", None) as on_record:
                 result = await run_rag_batch(conversations, engine, store, max_in_flight=max_in_flight,
-                                             on_record=lambda _: progress.advance(0))
-        cost, status = result.cost.to_dict(), "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        store.close()
-        rewrites = dict(result.rewrites) if result else {}
-        if manifest is not None:
-            manifest.finish(status, {**store.counts, "skipped_invalid": skipped.total}, cost,
-                            reasons=dict(store.reasons), rewrites=rewrites, skipped_invalid=skipped.to_dict())
-    opt.stderr.print(f"{store.path}: " + ", ".join(f"{k} {v}" for k, v in sorted(store.counts.items()))
-                     + f" ({store.written} new); {result.turns} turns; rewrites: {rw._statuses(rewrites)}; "
-                     f"calls {cost.get('calls', 0)}, cached {cost.get('cached', 0)}")
-    for reason, count in store.reasons.most_common(5):
-        opt.stderr.print(f"  {count} × {reason}")
+                                             on_record=on_record)
+        run.fields["rewrites"] = dict(result.rewrites)
+        run.complete(result.cost.to_dict())
+    cost = run.cost
+    stage.print_summary(store, f"; {result.turns} turns; rewrites: {rw._statuses(run.fields['rewrites'])}; "
+                               f"calls {cost.get('calls', 0)}, cached {cost.get('cached', 0)}")
 
 
 @app.command("chat")
@@ -251,7 +225,7 @@ def chat(
                           dtype)
     log = log or Path(f"rag-chat-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
     parts = (index_dir, spec, rewriter_model, no_rewrite, rewrite_config, rag_config, tokenizer,
-             rw.cache_file(cache, no_cache))
+             stage.cache_path(cache, no_cache))
     asyncio.run(_chat(parts, system, topic, log))
     opt.stderr.print(f"log: {log}")
 

@@ -24,6 +24,7 @@ import typer
 from typer.core import TyperGroup
 
 from turnwise.cli import options as opt
+from turnwise.cli import stage
 
 
 class _RunByDefault(TyperGroup):
@@ -58,22 +59,6 @@ def rewrite_config(variant: str, gate: str, lang: str, few_shot: bool, max_token
 
     return RewriteConfig(variant=variant, gate=gate, lang=lang, few_shot=few_shot, max_tokens=max_tokens,
                          attempts=attempts, search_path=(str(template_dir),) if template_dir else ())
-
-
-def open_model(spec: Any, cache_path: Path | None) -> tuple[Any, Any]:
-    """The model behind the response cache (when there is one), and the cache to close."""
-    from turnwise.models.base import load_model
-    from turnwise.models.cache import CachedChatModel, ResponseCache
-
-    model = load_model(spec)
-    cache = ResponseCache(cache_path) if cache_path else None
-    return (CachedChatModel(model, cache) if cache is not None else model), cache
-
-
-def cache_file(cache: Path | None, no_cache: bool) -> Path | None:
-    from turnwise.models.cache import default_cache_path
-
-    return None if no_cache else (cache or default_cache_path())
 
 
 @app.command("run")
@@ -112,17 +97,13 @@ def run(
     spec = opt.build_spec(model, backend, base_url, api_key_env, concurrency, timeout, max_retries, chat_template,
                           dtype)
     turns, skipped = read_turns(input, from_, skip_invalid=skip_invalid, limit=limit)
-    cache_path = cache_file(cache, no_cache)
+    cache_path = stage.cache_path(cache, no_cache)
     store = RecordStore(output, retry_failed=retry_failed)
-    if store.resumed:
-        opt.stderr.print(f"resuming: {store.resumed} records already in {output}")
+    stage.resuming(store)
     settings = {"input": str(input), "format": from_, "limit": limit, "model": spec.to_dict(),
                 "cache": str(cache_path) if cache_path else None, "max_in_flight": max_in_flight}
     statuses = asyncio.run(_rewrite(spec, config, turns, store, settings, cache_path, max_in_flight, skipped))
-    opt.stderr.print(f"{output}: " + ", ".join(f"{k} {v}" for k, v in sorted(store.counts.items()))
-                     + f" ({store.written} new); rewrites: " + _statuses(statuses))
-    for reason, count in store.reasons.most_common(5):
-        opt.stderr.print(f"  {count} × {reason}")
+    stage.print_summary(store, "; rewrites: " + _statuses(statuses))
 
 
 def _statuses(counts: Counter[str] | dict[str, int]) -> str:
@@ -134,27 +115,16 @@ async def _rewrite(spec, config, turns, store, settings, cache_path, max_in_flig
     from turnwise.rag.stage import run_rewrite
     from turnwise.records import RunManifest
 
-    chat_model, cache = open_model(spec, cache_path)
-    rewriter = Rewriter(chat_model, config)
-    manifest = RunManifest(store.path, "rewrite", {**settings, "rewriter": rewriter.describe()})
-    status, cost, statuses = "error", {}, Counter()
-    try:
-        with opt.progress_bar("rewrite", None) as progress:
-            progress.advance(0, store.resumed)
-            result = await run_rewrite(turns, rewriter, store, max_in_flight=max_in_flight,
-                                       on_record=lambda _: progress.advance(0))
-        cost, status, statuses = result.cost.to_dict(), "complete", result.statuses
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        await chat_model.aclose()
-        store.close()
-        if cache is not None:
-            cache.close()
-        manifest.finish(status, {**store.counts, "skipped_invalid": skipped.total}, cost,
-                        reasons=dict(store.reasons), rewrites=dict(statuses), skipped_invalid=skipped.to_dict())
-    return statuses
+    async with stage.open_models([spec], cache_path) as [chat_model]:
+        rewriter = Rewriter(chat_model, config)
+        manifest = RunManifest(store.path, "rewrite", {**settings, "rewriter": rewriter.describe()})
+        with (stage.stage_run(store, manifest, skipped=skipped) as run,
+              stage.record_progress("rewrite", None, store.resumed) as on_record):
+            run.fields["rewrites"] = {}
+            result = await run_rewrite(turns, rewriter, store, max_in_flight=max_in_flight, on_record=on_record)
+            run.fields["rewrites"] = dict(result.statuses)
+            run.complete(result.cost.to_dict())
+    return result.statuses
 
 
 @app.command("eval")
@@ -202,7 +172,7 @@ def evaluate(
         config = rewrite_config(variant, gate, lang, few_shot, rewrite_max_tokens, attempts, template_dir)
         spec = opt.build_spec(rewriter, backend, base_url, api_key_env, concurrency, timeout, max_retries,
                               chat_template, dtype)
-        predicted, statuses = _predict(spec, config, examples, data, format, output, cache_file(cache, no_cache),
+        predicted, statuses = _predict(spec, config, examples, data, format, output, stage.cache_path(cache, no_cache),
                                        max_in_flight)
     report = evaluate_rewrites(examples, predicted, statuses=statuses)
     if output is not None and rewriter:

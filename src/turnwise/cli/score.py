@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from turnwise.cli import options as opt
+from turnwise.cli import stage
 
 JudgeModel = Annotated[str | None, typer.Option("--judge-model", help="LLM judge: hub id, local path or served name.")]
 JudgeBackend = Annotated[str, typer.Option("--judge-backend", help="openai, local, vllm, module:Class or auto.")]
@@ -151,21 +152,14 @@ def score(
     options.check()
     spec = options.judge_spec(timeout, max_retries)
     items, skipped = read_records(input, from_, skip_invalid=skip_invalid)
-    cache_path = None if no_cache or spec is None else (cache or default_cache())
+    cache_path = stage.cache_path(cache, no_cache or spec is None)
     store = RecordStore(output, retry_failed=retry_failed)
     config = {"input": str(input), "judge": spec.to_dict() if spec else None,
               "cache": str(cache_path) if cache_path else None, "max_in_flight": max_in_flight}
-    if store.resumed:
-        opt.stderr.print(f"resuming: {store.resumed} records already in {output}")
+    stage.resuming(store)
     run = _run(options, spec, conversations(items, "score"), store, output, config, cache_path,
                max_in_flight, details, skipped, opt.count_lines(input))
     asyncio.run(run)  # the manifest is written inside, once the scorer (and its config) exists
-
-
-def default_cache() -> Path:
-    from turnwise.models.cache import default_cache_path
-
-    return default_cache_path()
 
 
 def conversations(items: Any, command: str) -> Any:
@@ -179,54 +173,24 @@ def conversations(items: Any, command: str) -> Any:
         yield item
 
 
-async def open_judge(spec: Any, cache_path: Path | None) -> tuple[Any, Any]:
-    """The judge model (behind the response cache when there is one) and the cache to close, or (None, None)."""
-    from turnwise.models.base import load_model
-    from turnwise.models.cache import CachedChatModel, ResponseCache
-
-    if spec is None:
-        return None, None
-    model = load_model(spec)
-    cache = ResponseCache(cache_path) if cache_path else None
-    return (CachedChatModel(model, cache) if cache is not None else model), cache
-
-
 async def _run(options, spec, items, store, output, config, cache_path, max_in_flight, details, skipped,
                total) -> None:
     from turnwise.records import RunManifest
     from turnwise.score.stage import run_score
 
-    judge_model, cache = await open_judge(spec, cache_path)
-    status, cost = "error", {}
-    manifest = None
-    try:
-        scorer, scorer_config = build_scorer_from(options, judge_model)
-        manifest = RunManifest(output, "score", {**config, "scorer": scorer_config})
-        with opt.progress_bar("score", total) as progress:
-            progress.advance(0, store.resumed)
-            totals = await run_score(items, scorer, store, max_in_flight=max_in_flight, details=details,
-                                     on_record=lambda _: progress.advance(0))
-        cost, status = totals.to_dict(), "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        if judge_model is not None:
-            await judge_model.aclose()
-        store.close()
-        if cache is not None:
-            cache.close()
-        if manifest is not None:
-            manifest.finish(status, {**store.counts, "skipped_invalid": skipped.total}, cost,
-                            reasons=dict(store.reasons), skipped_invalid=skipped.to_dict())
-    summary(store, cost)
+    async with stage.open_models([spec], cache_path) as [judge_model]:
+        with stage.stage_run(store, skipped=skipped) as run:
+            scorer, scorer_config = build_scorer_from(options, judge_model)
+            run.manifest = RunManifest(output, "score", {**config, "scorer": scorer_config})
+            with stage.record_progress("score", total, store.resumed) as on_record:
+                totals = await run_score(items, scorer, store, max_in_flight=max_in_flight, details=details,
+                                         on_record=on_record)
+            run.complete(totals.to_dict())
+    summary(store, run.cost)
 
 
 def summary(store: Any, cost: dict[str, Any]) -> None:
     """One line of counts and cost per scored response, then the most common failure reasons."""
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(store.counts.items()))
     per = cost.get("per_response", {})
-    opt.stderr.print(f"{store.path}: {counts} ({store.written} new); {cost.get('responses', 0)} responses scored, "
-                     f"per response: judge calls {per.get('judge_calls', 0)}, embeddings {per.get('embedded', 0)}")
-    for reason, count in store.reasons.most_common(5):
-        opt.stderr.print(f"  {count} × {reason}")
+    stage.print_summary(store, f"; {cost.get('responses', 0)} responses scored, per response: "
+                               f"judge calls {per.get('judge_calls', 0)}, embeddings {per.get('embedded', 0)}")

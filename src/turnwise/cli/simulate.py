@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from turnwise.cli import options as opt
+from turnwise.cli import stage
 
 _ROLE_HELP = "Hub id or local path (local, vllm), or the served name (openai)"
 
@@ -85,7 +86,6 @@ def simulate(
 ) -> None:
     """Grow seed first turns into multi-turn dialogues: a user simulator and an assistant take turns."""
     from turnwise.models.base import GenerationSettings
-    from turnwise.models.cache import default_cache_path
     from turnwise.simulate.engine import SimulateConfig
     from turnwise.simulate.filters import FilterConfig
 
@@ -103,7 +103,7 @@ def simulate(
         assistant_settings=GenerationSettings(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
         filters=filters, seed=seed, seed_scope=seed_scope, max_in_flight=max_in_flight,
     )
-    cache_path = None if no_cache else (cache or default_cache_path())
+    cache_path = stage.cache_path(cache, no_cache)
     _simulate(seeds, output, from_, skip_invalid, retry_failed, user_spec, assistant_spec, cfg, cache_path)
 
 
@@ -116,52 +116,29 @@ def _simulate(seeds, output, fmt, skip_invalid, retry_failed, user_spec, assista
               "simulate": cfg.to_dict(), "cache": str(cache_path) if cache_path else None}
     store = RecordStore(output, retry_failed=retry_failed)
     manifest = RunManifest(output, "simulate", config)
-    if store.resumed:
-        opt.stderr.print(f"resuming: {store.resumed} dialogues already in {output}")
+    stage.resuming(store, "dialogues")
     asyncio.run(_run(user_spec, assistant_spec, cfg, seed_iter, store, manifest, cache_path, skipped))
-
-
-def _models(user_spec, assistant_spec, cache_path) -> tuple[Any, Any, Any]:
-    """Load both models (one, when both specs are the same) behind one response cache."""
-    from turnwise.models.base import load_model
-    from turnwise.models.cache import CachedChatModel, ResponseCache
-
-    cache = ResponseCache(cache_path) if cache_path else None
-    user = load_model(user_spec)
-    same = user_spec.to_dict() == assistant_spec.to_dict()
-    assistant = user if same else load_model(assistant_spec)
-    if cache is not None:
-        user = CachedChatModel(user, cache)
-        assistant = user if same else CachedChatModel(assistant, cache)
-    return user, assistant, cache
 
 
 async def _run(user_spec, assistant_spec, cfg, seeds, store, manifest, cache_path, skipped) -> None:
     from turnwise.simulate.engine import run_simulate
     from turnwise.simulate.stats import iter_output, summarize
 
-    user, assistant, cache = _models(user_spec, assistant_spec, cache_path)
-    status, cost = "error", {}
-    try:
-        with opt.progress_bar("simulate", None) as progress:
-            result = await run_simulate(seeds, user, assistant, store, cfg, on_record=lambda _: progress.advance(0))
-        cost, status = result.cost(), "complete"
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        for model in {id(user): user, id(assistant): assistant}.values():
-            await model.aclose()
-        store.close()
-        if cache is not None:
-            cache.close()
+    stats = None
+
+    def add_stats(run: stage.StageRun) -> None:  # read back from the finished output, resumed dialogues included
+        nonlocal stats
         stats = summarize(iter_output(store.path))
-        counts = {**store.counts, "skipped_invalid": skipped.total}
-        manifest.finish(status, counts, cost, reasons=dict(store.reasons), stats=stats.to_dict(),
-                        skipped_invalid=skipped.to_dict())
+        run.fields["stats"] = stats.to_dict()
+
+    async with stage.open_models([user_spec, assistant_spec], cache_path) as [user, assistant]:
+        with (stage.stage_run(store, manifest, skipped=skipped, on_close=add_stats) as run,
+              stage.record_progress("simulate", None) as on_record):
+            result = await run_simulate(seeds, user, assistant, store, cfg, on_record=on_record)
+            run.complete(result.cost())
     opt.stderr.print(f"{store.path}: {stats.summary()} ({store.written} new)", markup=False, highlight=False,
                      soft_wrap=True)
-    for role, c in cost.items():
+    for role, c in run.cost.items():
         opt.stderr.print(f"  {role}: calls {c['calls']}, cached {c['cached']}, failed {c['failed']}, "
                          f"tokens {c['prompt_tokens']}+{c['completion_tokens']}")
 
