@@ -118,10 +118,12 @@ class _Run:
         return self.out / _FILES[name]
 
 
+BASELINE = "SFT + more SFT"  # the fair baseline: as many steps and examples as DPO, plain SFT
+
 _FILES = {"base": "tiny-model", "sft": "sft", "ask": "ask", "dpo": "dpo", "train": "train.openai.jsonl",
           "held_out": "heldout.openai.jsonl", "scripts": "heldout-scripts.openai.jsonl",
           "dialogues": "simulated.jsonl", "capo": "capo-pairs.jsonl", "bestofn": "bestofn-pairs.jsonl",
-          "dpo_pairs": "dpo-pairs.jsonl", "cache": "cache.sqlite"}
+          "dpo_pairs": "dpo-pairs.jsonl", "cache": "cache.sqlite", "sft_more": "sft-more"}
 
 
 def run_quickstart(out_dir: str | Path, *, serve: bool = True, fast: bool = False,
@@ -401,19 +403,33 @@ def _dpo(run: _Run) -> StepResult:
                 run.dpo_pairs, run.dpo], {"pairs": sources, "loss": loss, "reward_accuracy": accuracy}
 
 
+def _sft_more(run: _Run) -> StepResult:
+    """The fair baseline: the SFT model trained on, with plain SFT, for DPO's steps on DPO's examples
+    (each pair's prompt and chosen answer), so DPO is compared with training more, not with stopping."""
+    from turnwise.train.configs import SFTTrainConfig
+
+    cfg = SFTTrainConfig(data=str(run.dpo_pairs), model=str(run.sft), output=str(run.sft_more),
+                         learning_rate=1e-4, max_steps=run.settings.dpo_steps,
+                         **{**_TRAIN, "per_device_train_batch_size": 8})
+    loss = _train(cfg, "sft")["loss"]
+    return (f"{cfg.max_steps} more SFT steps on the DPO pairs' prompts + chosen answers (lr 1e-4, batch 8): "
+            f"loss {loss[0]:.2f} → {loss[-1]:.2f}"), [run.sft_more], {"loss": loss}
+
+
 def _evaluate(run: _Run) -> StepResult:
     by_model, files = {}, []
-    for label, model_dir in (("SFT", run.sft), ("SFT + DPO", run.dpo)):
+    for label, model_dir in (("SFT", run.sft), (BASELINE, run.sft_more), ("SFT + DPO", run.dpo)):
         output = run.out / f"answers-{model_dir.name}.jsonl"
         asyncio.run(_generate(run, output, _local(model_dir)))
         by_model[label] = outcomes(read_stage_output(output))
         files.append(output)
-    table, summary = results_markdown(by_model)
+    table, summary = results_markdown(by_model, against=BASELINE)
     (run.out / "results.md").write_text(table, encoding="utf-8")
     (run.out / "results.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    sft, dpo = summary["SFT"], summary["SFT + DPO"]
-    return (f"held-out turns right, dependent: SFT {sft['dependent']:.0%} → SFT+DPO {dpo['dependent']:.0%}; "
-            f"standalone: {sft['standalone']:.0%} → {dpo['standalone']:.0%}"), [*files, run.out / "results.md"], summary
+    sft, more, dpo = summary["SFT"], summary[BASELINE], summary["SFT + DPO"]
+    return (f"held-out turns right, dependent: SFT {sft['dependent']:.0%}, more SFT {more['dependent']:.0%}, "
+            f"SFT+DPO {dpo['dependent']:.0%}; standalone: {sft['standalone']:.0%}, {more['standalone']:.0%}, "
+            f"{dpo['standalone']:.0%}"), [*files, run.out / "results.md"], summary
 
 
 async def _generate(run: _Run, output: Path, spec: ModelSpec, limit: int | None = None) -> dict[str, int]:
@@ -450,5 +466,6 @@ _STEPS: list[tuple[str, Callable[[_Run], StepResult]]] = [
     ("CaPO pairs", _capo),
     ("best-of-N pairs", _bestofn),
     ("train DPO + SFT term", _dpo),
+    ("train more SFT (baseline)", _sft_more),
     ("evaluate held-out", _evaluate),
 ]

@@ -178,12 +178,13 @@ def _counts(by_id: dict[str, list[bool]], turns: range) -> tuple[int, int]:
     return sum(marks), len(marks)
 
 
-def results_markdown(by_model: dict[str, dict[str, list[bool]]]) -> tuple[str, dict[str, Any]]:
+def results_markdown(by_model: dict[str, dict[str, list[bool]]], *, against: str | None = None
+                     ) -> tuple[str, dict[str, Any]]:
     """The evaluation table (Markdown) and its numbers, for models answering the same held-out scripts.
 
     Turn 1 names its entity (standalone); turns 2–4 can only be answered right with the history
-    (dependent). Below the table: how many dependent turns the last model got right that the first got
-    wrong and the other way round, so a difference can be told from noise.
+    (dependent). Below the table: how many dependent turns the last model got right that ``against``
+    (default: the first model) got wrong and the other way round, so a difference can be told from noise.
     """
     lines = ["| model | standalone (turn 1) | dependent (turns 2–4) | " + " | ".join(TURNS[1:]) + " |",
              "|---|---|---|" + "---|" * (len(TURNS) - 1)]
@@ -194,7 +195,7 @@ def results_markdown(by_model: dict[str, dict[str, list[bool]]]) -> tuple[str, d
         lines.append(f"| {name} | " + " | ".join(_cell(*c) for c in cells) + " |")
         summary[name] = {"dialogues": len(by_id), "standalone": _ratio(*cells[0]), "dependent": _ratio(*cells[1]),
                          "by_turn": [_ratio(*_counts(by_id, range(k, k + 1))) for k in range(len(TURNS))]}
-    first, last = next(iter(by_model)), list(by_model)[-1]
+    first, last = against or next(iter(by_model)), list(by_model)[-1]
     fixed, broken = _changes(by_model[first], by_model[last])
     summary["changes"] = {"fixed": fixed, "broken": broken}
     dialogues = len(by_model[first])

@@ -29,7 +29,7 @@ def test_every_step_reports_and_leaves_its_files(quickstart):
     names = [step.name for step in quickstart.steps]
     assert names == ["toy dialogues", "build tiny model", "train SFT", "train ask model", "simulate (self-play)",
                      "detect dependent turns", "CaPO pairs", "best-of-N pairs", "train DPO + SFT term",
-                     "evaluate held-out"]
+                     "train more SFT (baseline)", "evaluate held-out"]
     for step in quickstart.steps:
         assert step.figure and step.files, step
         assert all(Path(f).exists() for f in step.files), step
@@ -65,13 +65,14 @@ def test_capo_pairs_of_all_three_strategies(quickstart):
     assert records and all(r["meta"]["scorer"] == "toy_answer" for r in records)
 
 
-def test_results_table_has_both_models(quickstart):
+def test_results_table_has_the_sft_baseline_and_dpo_models(quickstart):
     lines = quickstart.results.splitlines()
     assert lines[0].startswith("| model | standalone (turn 1) | dependent (turns 2–4) |")
-    assert lines[2].startswith("| SFT |") and lines[3].startswith("| SFT + DPO |")
+    assert lines[2].startswith("| SFT |") and lines[3].startswith("| SFT + more SFT |")
+    assert lines[4].startswith("| SFT + DPO |")
     assert (quickstart.out_dir / "results.md").read_text(encoding="utf-8") == quickstart.results
     numbers = json.loads((quickstart.out_dir / "results.json").read_text(encoding="utf-8"))
-    for model in ("SFT", "SFT + DPO"):
+    for model in ("SFT", "SFT + more SFT", "SFT + DPO"):
         assert 0 <= numbers[model]["dependent"] <= 1 and len(numbers[model]["by_turn"]) == 4
     evaluated = read_stage_output(quickstart.out_dir / "answers-sft.jsonl")
     assert len(evaluated) == 8 and all(len(r["messages"]) == 8 for r in evaluated)  # 4 turns each, own history
