@@ -48,3 +48,11 @@ def tiny_llama3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from turnwise.testing.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama3"), template="llama3")
+
+
+@pytest.fixture(scope="session")
+def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny ChatML model with other random weights (the same tokenizer): a reference unlike the policy."""
+    from turnwise.testing.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-chatml-seed1"), template="chatml", seed=1)

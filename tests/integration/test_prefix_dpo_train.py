@@ -38,13 +38,6 @@ def pairs(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def other_model_dir(tmp_path_factory) -> Path:
-    from turnwise.testing.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-chatml-seed1"), template="chatml", seed=1)
-
-
 def dpo_config(data: Path, model: Path, output: Path, **overrides) -> DPOTrainConfig:
     settings = {"max_steps": 3, "learning_rate": 1e-3, "per_device_train_batch_size": 4, "logging_steps": 1,
                 "gradient_checkpointing": False, "max_length": 512, "warmup_steps": 0, "beta": 0.15,

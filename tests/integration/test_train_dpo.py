@@ -43,14 +43,6 @@ def pairs(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def other_model_dir(tmp_path_factory) -> Path:
-    """The tiny ChatML model with other random weights (the same tokenizer): a reference unlike the policy."""
-    from turnwise.testing.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-chatml-seed1"), template="chatml", seed=1)
-
-
 def dpo_config(data: Path, model: Path, output: Path, **overrides) -> DPOTrainConfig:
     settings = {"max_steps": 10, "learning_rate": 1e-3, "per_device_train_batch_size": 2, "logging_steps": 1,
                 "gradient_checkpointing": False, "max_length": 512, "warmup_steps": 0, "beta": 0.15,
