@@ -30,6 +30,7 @@ from turnwise.data.formats import read_records, write_records
 from turnwise.data.schema import Conversation, PreferencePair
 from turnwise.models.base import GenerationSettings, ModelSpec, load_model
 from turnwise.models.cache import CachedChatModel, ResponseCache
+from turnwise.recipe.runner import quiet_libraries
 from turnwise.records import RecordStore, RunManifest, read_stage_output
 from turnwise.toy import check_answer, outcomes, rejected_right, results_markdown, texts, toy_dialogues, toy_splits
 
@@ -141,7 +142,8 @@ def run_quickstart(out_dir: str | Path, *, serve: bool = True, fast: bool = Fals
     run.out.mkdir(parents=True, exist_ok=True)
     report = QuickstartReport(run.out, on_step=on_step)
     steps = _STEPS + ([("answer via transformers serve", _serve_and_answer)] if serve else [])
-    with _quiet_cpu_run():
+    # One torch thread: on a busy 2-core machine two spin against each other (100 SFT steps: 14 s vs 93 s).
+    with quiet_libraries(torch_threads=1):
         for name, step in steps:
             report.timed(name, lambda step=step: step(run))
     report.results = (run.out / "results.md").read_text(encoding="utf-8")
@@ -149,32 +151,6 @@ def run_quickstart(out_dir: str | Path, *, serve: bool = True, fast: bool = Fals
                                                            for s in report.steps]}
     (run.out / "quickstart.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     return report
-
-
-@contextlib.contextmanager
-def _quiet_cpu_run() -> Iterator[None]:
-    """One torch thread and no progress bars from transformers or datasets, restored afterwards.
-
-    One thread: a tiny model gains little from two, and on a busy 2-core machine two threads spin against
-    each other (the 100-step SFT run took 14 s on one thread and 93 s on two there).
-    """
-    import datasets
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    threads, hf_bars, ds_bars = torch.get_num_threads(), hf_logging.is_progress_bar_enabled(), \
-        datasets.is_progress_bar_enabled()
-    torch.set_num_threads(1)
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        if hf_bars:
-            hf_logging.enable_progress_bar()
-        if ds_bars:
-            datasets.enable_progress_bars()
 
 
 def _read(path: Path) -> list[Any]:

@@ -29,7 +29,7 @@ from turnwise.eval.items import EvalItem
 from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.records import RecordStore, make_record, read_stage_output
 from turnwise.stages.generate import answer_conversation
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stages.runner import Cost, run_bounded, unfinished
 
 # FastChat fastchat/llm_judge/common.py: temperature_config.
 MT_BENCH_TEMPERATURES: Mapping[str, float] = MappingProxyType({
@@ -129,17 +129,6 @@ async def _gold(item: EvalItem, model: ChatModel, settings: GenerationSettings) 
     return answers, cost, "; ".join(reasons) or None
 
 
-def pending(items: Iterable[EvalItem], done: set[str]) -> Iterable[EvalItem]:
-    """The items not yet in ``done``; a repeated id is a ConfigError."""
-    seen: set[str] = set()
-    for item in items:
-        if item.id in seen:
-            raise ConfigError(f"duplicate dialogue id {item.id!r} in the benchmark: ids must be unique")
-        seen.add(item.id)
-        if item.id not in done:
-            yield item
-
-
 async def run_answer(
     items: Iterable[EvalItem],
     model: ChatModel,
@@ -168,7 +157,7 @@ async def run_answer(
         if on_record is not None:
             on_record(record)
 
-    await run_bounded(pending(items, store.done), work, max_in_flight)
+    await run_bounded(unfinished(items, store.done, "dialogue"), work, max_in_flight)
     return totals
 
 

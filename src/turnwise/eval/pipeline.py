@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from turnwise.eval.answer import AnswerConfig, StageTotals, answer_item, pending
+from turnwise.eval.answer import AnswerConfig, StageTotals, answer_item
 from turnwise.eval.items import EvalItem
 from turnwise.eval.judge import EvalJudgeConfig, grade_record
 from turnwise.judge.core import Judge
 from turnwise.models.base import ChatModel
 from turnwise.records import RecordStore, read_stage_output
-from turnwise.stages.runner import run_bounded
+from turnwise.stages.runner import run_bounded, unfinished
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -88,5 +88,5 @@ async def run_eval(
         if on_judgement is not None:
             on_judgement(judgement)
 
-    await run_bounded(pending(items, judgements.done), work, max_in_flight)
+    await run_bounded(unfinished(items, judgements.done, "dialogue"), work, max_in_flight)
     return totals
