@@ -1,16 +1,23 @@
-"""The quickstart's toy world: places with attributes, dialogues that refer back to them, and a check.
+"""The quickstart's toy world: places with facts, dialogues that refer back to them, and a check.
 
     train, held_out = toy_splits(200, 96, seed=0)     # ShareGPT dialogues; held-out entity pairs unseen
-    check_answer("It is 6,650 km long.", "the Nile: 6,650 km")  # True: the fact asked for, no other entity
+    check_answer("The Nile is 6,650 km long.", "the Nile: 6,650 km")  # True: the entity meant, its fact
 
-Sixteen rivers and mountains, each with a kind, a continent and a length or height. Every dialogue has
-four turns about two of them, A then B: a standalone opener that names A, then three follow-ups that
-only make sense with their history: a pronoun ("How long is it?"), an ellipsis ("And Fuji?", meaning
-"how high is Fuji?"), and either a one-anaphora back past B ("How long is the first one?") or a pronoun
-for B ("Where is it?"). Each answer has a reference, the facts a right answer states about the entity
-the user meant (``meta.references``, one per assistant turn), so every turn is scored without a judge
-(:func:`check_answer`, :func:`outcomes`). The split holds out whole (A, B) pairs: a held-out dialogue
-combines entities that training saw, but never together.
+Sixteen rivers and mountains, each with a kind, a continent and a length or height. A dialogue has six
+turns about two or three of them. It opens by naming one ("Tell me about the Nile."); every later turn
+either brings in another entity, by name, in a standalone question ("Where is Fuji?") or by ellipsis
+("And Fuji?", meaning the question before it, asked of Fuji), or refers back to one already in play: a
+pronoun for the last one talked about ("How big is it?"), an ordinal ("Where is the first one?") or,
+with two in play, "the other one" (which also leaves the question to the turn before: "And the other
+one?"). Sizes are asked without giving the kind away ("How big is it?": a river's answer is its length,
+a mountain's its height), and answers always name the entity, so a right answer shows whom the model
+thought the user meant.
+
+Every record's ``meta`` holds ``references`` (per assistant turn, the entity meant and the facts a right
+answer states; :func:`check_answer`) and ``turn_kinds`` (``standalone``, ``ellipsis``, ``pronoun``,
+``ordinal``, ``other``), so every turn is scored without a judge (:func:`outcomes`) and reported by
+whether it needs its history (:func:`results_markdown`). The split holds out entity pairs: a held-out
+dialogue's first two entities were never together in a training dialogue.
 """
 
 from __future__ import annotations
@@ -37,6 +44,11 @@ class Entity:
         """The name at the start of a sentence."""
         return self.name[0].upper() + self.name[1:]
 
+    @property
+    def adjective(self) -> str:
+        """What its size measures."""
+        return "long" if self.kind == "river" else "high"
+
 
 ENTITIES = (
     Entity("the Nile", "river", "Africa", "6,650 km"),
@@ -56,25 +68,26 @@ ENTITIES = (
     Entity("Kosciuszko", "mountain", "Australia", "2,228 m"),
     Entity("Kilimanjaro", "mountain", "Africa", "5,895 m"),
 )
-OPENERS = ("Tell me about {a}.", "What is {a}?", "What do you know about {a}?")
-SIZE_QUESTIONS = {"river": ("How long is it?", "What is its length?"),
-                  "mountain": ("How high is it?", "What is its height?")}
-ADJECTIVE = {"river": "long", "mountain": "high"}
-ELLIPSES = ("And {b}?", "What about {b}?")
 SEPARATOR = " | "  # between the facts of one reference
+KINDS = ("standalone", "ellipsis", "pronoun", "ordinal", "other")
+DEPENDENT = KINDS[1:]  # the kinds that can only be answered with the history
+TURNS = 6
+ORDINALS = ("the first one", "the second one", "the third one")
+
+# How a question about a fact names its subject ({x}: a name, "it", "the first one"...).
+QUESTIONS = {"about": ("Tell me about {x}.", "What do you know about {x}?"),
+             "size": ("How big is {x}?", "What is the size of {x}?"),
+             "where": ("Where is {x}?", "On which continent is {x}?")}
+ELLIPSES = ("And {x}?", "What about {x}?")
 
 
-def _last_turn(a: Entity, b: Entity, rng: random.Random) -> tuple[str, str, str]:
-    """The fourth turn: back to the first entity past the second one, or a pronoun for the second."""
-    choice = rng.randrange(3)
-    if choice == 0:
-        question = rng.choice(("Where is the first one?", "And where is the first one?"))
-        return question, f"{a.title} is in {a.where}.", _reference(a, a.where)
-    if choice == 1:
-        question = "How long is the first one?" if a.kind == "river" else "How high is the first one?"
-        return question, f"{a.title} is {a.size} {ADJECTIVE[a.kind]}.", _reference(a, a.size)
-    return rng.choice(("Where is it?", "And where is that one?")), f"{b.title} is in {b.where}.", \
-        _reference(b, b.where)
+def answer(entity: Entity, fact: str) -> tuple[str, str]:
+    """The gold answer about ``entity``'s ``fact`` (``about``, ``size``, ``where``) and its reference."""
+    if fact == "about":
+        return f"{entity.title} is a {entity.kind} in {entity.where}.", _reference(entity, entity.kind, entity.where)
+    if fact == "size":
+        return f"{entity.title} is {entity.size} {entity.adjective}.", _reference(entity, entity.size)
+    return f"{entity.title} is in {entity.where}.", _reference(entity, entity.where)
 
 
 def _reference(entity: Entity, *facts: str) -> str:
@@ -82,32 +95,98 @@ def _reference(entity: Entity, *facts: str) -> str:
     return f"{entity.name}: {SEPARATOR.join(facts)}"
 
 
-def dialogue_turns(a: Entity, b: Entity, rng: random.Random) -> list[tuple[str, str, str]]:
-    """The four (question, answer, reference) turns of a dialogue about ``a``, then ``b``."""
-    return [
-        (rng.choice(OPENERS).format(a=a.name), f"{a.title} is a {a.kind} in {a.where}.",
-         _reference(a, a.kind, a.where)),
-        (rng.choice(SIZE_QUESTIONS[a.kind]), f"It is {a.size} {ADJECTIVE[a.kind]}.", _reference(a, a.size)),
-        (rng.choice(ELLIPSES).format(b=b.name), f"{b.title} is {b.size} {ADJECTIVE[b.kind]}.",
-         _reference(b, b.size)),
-        _last_turn(a, b, rng),
-    ]
+def _ask(fact: str, subject: str, rng: random.Random) -> str:
+    question = rng.choice(QUESTIONS[fact]).format(x=subject)
+    return question[0].upper() + question[1:]
+
+
+@dataclass
+class _Dialogue:
+    """What a dialogue has said so far: who is in play (in order), who was talked about last, and about what."""
+
+    in_play: list[Entity]
+    last: Entity
+    fact: str
+
+
+def dialogue_turns(entities: list[Entity], rng: random.Random, turns: int = TURNS
+                   ) -> list[tuple[str, str, str, str]]:
+    """The (question, answer, reference, kind) turns of a dialogue that brings in ``entities`` in order."""
+    first = entities[0]
+    state = _Dialogue([first], first, "about")
+    gold, reference = answer(first, "about")
+    out = [(_ask("about", first.name, rng), gold, reference, "standalone")]
+    # Where the other entities come in: somewhere in the follow-ups, the second one early enough to be
+    # referred back to past the third.
+    slots = sorted(rng.sample(range(1, turns - 1), len(entities) - 1))
+    for position in range(1, turns):
+        if slots and position == slots[0]:
+            slots.pop(0)
+            out.append(_introduce(entities[len(state.in_play)], state, rng))
+        else:
+            out.append(_refer_back(state, rng))
+    return out
+
+
+def _introduce(entity: Entity, state: _Dialogue, rng: random.Random) -> tuple[str, str, str, str]:
+    """A new entity, by name: an ellipsis of the last question, or a standalone one."""
+    if rng.random() < 0.6:
+        question, kind, fact = rng.choice(ELLIPSES).format(x=entity.name), "ellipsis", state.fact
+    else:
+        fact = rng.choice(("size", "where"))
+        question, kind = _ask(fact, entity.name, rng), "standalone"
+    state.in_play.append(entity)
+    state.last, state.fact = entity, fact
+    return (question, *answer(entity, fact), kind)
+
+
+def _refer_back(state: _Dialogue, rng: random.Random) -> tuple[str, str, str, str]:
+    """A question about an entity in play, named by a pronoun, an ordinal or "the other one"."""
+    choices = ["pronoun", "ordinal"] + (["other"] if len(state.in_play) == 2 else [])
+    kind = rng.choice(choices) if len(state.in_play) > 1 else "pronoun"
+    facts = ("size", "where")
+    fact = rng.choice([f for f in facts if f != state.fact] if kind == "pronoun" else facts)  # never the same again
+    if kind == "pronoun":
+        entity, question = state.last, _ask(fact, "it", rng)
+    elif kind == "ordinal":
+        index = rng.choice([k for k, e in enumerate(state.in_play) if (e, fact) != (state.last, state.fact)])
+        entity, question = state.in_play[index], _ask(fact, ORDINALS[index], rng)
+    else:
+        entity = next(e for e in state.in_play if e != state.last)
+        if rng.random() < 0.5 and state.fact != "about":
+            fact, question = state.fact, rng.choice(ELLIPSES).format(x="the other one")
+        else:
+            question = _ask(fact, "the other one", rng)
+    state.last, state.fact = entity, fact
+    return (question, *answer(entity, fact), kind)
 
 
 def toy_dialogues(n: int, seed: int = 0, pairs: list[tuple[int, int]] | None = None,
-                  prefix: str = "toy") -> list[dict[str, Any]]:
-    """``n`` ShareGPT dialogues (ids ``<prefix>-000``...) over ``pairs`` of entity indices (all pairs when None).
+                  prefix: str = "toy", avoid: set[frozenset[int]] | None = None) -> list[dict[str, Any]]:
+    """``n`` ShareGPT dialogues (ids ``<prefix>-000``...) whose first two entities are one of ``pairs``.
 
-    Each record's ``meta`` holds ``references`` (one per assistant turn) and the two entities.
+    Args:
+        n: how many.
+        seed: decides everything.
+        pairs: ordered pairs of entity indices the dialogues open with (default: every pair).
+        prefix: the ids' prefix.
+        avoid: unordered pairs no two entities of a dialogue may form (the held-out ones, for training).
     """
     rng = random.Random(seed)
     pairs = pairs or all_pairs()
+    avoid = avoid or set()
     dialogues = []
     for i in range(n):
         ia, ib = pairs[rng.randrange(len(pairs))]
-        turns = dialogue_turns(ENTITIES[ia], ENTITIES[ib], rng)
-        conv = [{"from": who, "value": text} for q, ans, _ in turns for who, text in (("human", q), ("gpt", ans))]
-        meta = {"references": [ref for _, _, ref in turns], "entities": [ENTITIES[ia].name, ENTITIES[ib].name]}
+        chosen = [ia, ib]
+        if rng.random() < 0.5:  # a third entity in play, never one that forms a held-out pair
+            options = [c for c in range(len(ENTITIES))
+                       if c not in chosen and not {frozenset((c, ia)), frozenset((c, ib))} & avoid]
+            chosen += [rng.choice(options)] if options else []
+        turns = dialogue_turns([ENTITIES[k] for k in chosen], rng)
+        conv = [{"from": who, "value": text} for q, ans, _, _ in turns for who, text in (("human", q), ("gpt", ans))]
+        meta = {"references": [t[2] for t in turns], "turn_kinds": [t[3] for t in turns],
+                "entities": [ENTITIES[k].name for k in chosen]}
         dialogues.append({"id": f"{prefix}-{i:03d}", "conversations": conv, "meta": meta})
     return dialogues
 
@@ -117,15 +196,30 @@ def all_pairs() -> list[tuple[int, int]]:
     return [(a, b) for a in range(len(ENTITIES)) for b in range(len(ENTITIES)) if a != b]
 
 
-def toy_splits(n_train: int, n_held_out: int, seed: int = 0, held_out_share: float = 0.2
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Train and held-out dialogues whose (A, B) entity pairs do not overlap (a fixed seed decides which)."""
-    pairs = all_pairs()
-    random.Random(seed).shuffle(pairs)
-    cut = max(1, round(len(pairs) * held_out_share))
-    held, train = pairs[:cut], pairs[cut:]
-    return (toy_dialogues(n_train, seed + 1, train, "train"),
-            toy_dialogues(n_held_out, seed + 2, held, "heldout"))
+def toy_splits(n_train: int, n_held_out: int, seed: int = 0, held_out_share: float = 0.2, n_prefs: int = 0,
+               prefs_share: float = 0.2) -> dict[str, list[dict[str, Any]]]:
+    """Dialogues for SFT (``train``), for preference data (``prefs``) and for the evaluation (``held_out``).
+
+    The unordered entity pairs are dealt out (a fixed seed decides how): ``held_out_share`` of them to the
+    evaluation, ``prefs_share`` to the preference data, the rest to SFT. A dialogue opens with a pair of its
+    split, and no two entities a ``train`` or ``prefs`` dialogue names form a held-out pair; no two a
+    ``train`` dialogue names form a ``prefs`` pair either. So the preference data asks about combinations
+    the SFT model never saw (as dialogues a user simulator grows would), and the evaluation about ones
+    that no training saw.
+    """
+    unordered = sorted({frozenset(p) for p in all_pairs()}, key=sorted)
+    random.Random(seed).shuffle(unordered)
+    cut = max(1, round(len(unordered) * held_out_share))
+    cut_prefs = cut + (max(1, round(len(unordered) * prefs_share)) if n_prefs else 0)
+    held, prefs = set(unordered[:cut]), set(unordered[cut:cut_prefs])
+
+    def opening(group: set[frozenset[int]] | None) -> list[tuple[int, int]]:
+        return [p for p in all_pairs() if (frozenset(p) in group if group is not None
+                                           else frozenset(p) not in held | prefs)]
+
+    return {"train": toy_dialogues(n_train, seed + 1, opening(None), "train", avoid=held | prefs),
+            "prefs": toy_dialogues(n_prefs, seed + 3, opening(prefs), "prefs", avoid=held) if n_prefs else [],
+            "held_out": toy_dialogues(n_held_out, seed + 2, opening(held), "heldout")}
 
 
 def texts(dialogues: list[dict[str, Any]]) -> list[str]:
@@ -137,87 +231,45 @@ def check_answer(response: str, reference: str) -> bool:
     """Whether ``response`` is right for the entity the user meant.
 
     ``reference`` is ``"<entity>: <fact> | <fact>"`` (the entity part is optional): the response must state
-    every fact, as whole words, and name no other entity of the toy world. Both sides are normalised as
-    the ``normalized`` scorer does (case, punctuation, English articles), so "It is 6,650 KM long" states
-    "6,650 km", while "The Congo is in Africa" is wrong when the user meant Mount Kenya, also in Africa.
+    every fact and the entity's name, as whole words, and name no other entity of the toy world. Both
+    sides are normalised as the ``normalized`` scorer does (case, punctuation, English articles), so "THE
+    NILE is 6,650 km long" is right, "It is 6,650 km long" is not (whom does it mean?), and "The Congo is in
+    Africa" is wrong when the user meant Mount Kenya, also in Africa.
     """
     entity, _, facts = reference.rpartition(": ")
     said = f" {normalize(response)} "
     others = [e.name for e in ENTITIES if normalize(e.name) != normalize(entity)] if entity else []
-    return all(_says(said, fact) for fact in facts.split(SEPARATOR)) and not any(_says(said, o) for o in others)
+    named = _says(said, entity) if entity else True
+    return named and all(_says(said, fact) for fact in facts.split(SEPARATOR)) and not any(_says(said, o)
+                                                                                          for o in others)
 
 
 def _says(normalized_text: str, phrase: str) -> bool:
     return re.search(rf"(?<!\S){re.escape(normalize(phrase))}(?!\S)", normalized_text) is not None
 
 
-TURNS = ("turn 1: names A", 'turn 2: "it"', 'turn 3: "And B?"', 'turn 4: "the first one" / "it"')
+Outcomes = dict[str, list[tuple[str, bool]]]  # dialogue id -> (kind, right) per assistant turn
 
 
-def outcomes(records: list[dict[str, Any]]) -> dict[str, list[bool]]:
-    """Per dialogue id, whether each assistant turn states its reference (a turn never answered is wrong).
+def outcomes(records: list[dict[str, Any]]) -> Outcomes:
+    """Per dialogue id, each assistant turn's kind and whether it states its reference (unanswered = wrong).
 
     Args:
-        records: answers to toy scripts (``turnwise generate`` records whose ``meta.references`` came
-            with the script).
+        records: answers to toy scripts (``turnwise generate`` records whose ``meta`` came with the script:
+            ``references`` and ``turn_kinds``).
     """
     result = {}
     for record in records:
         answers = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
-        references = record["meta"]["references"]
-        result[record["id"]] = [k < len(answers) and check_answer(answers[k], ref) for k, ref in enumerate(references)]
+        meta = record["meta"]
+        result[record["id"]] = [(kind, k < len(answers) and check_answer(answers[k], ref))
+                                for k, (ref, kind) in enumerate(zip(meta["references"], meta["turn_kinds"],
+                                                                    strict=True))]
     return result
 
 
-def _cell(right: int, total: int) -> str:
-    return f"{right / total:.0%} ({right}/{total})" if total else "—"
-
-
-def _counts(by_id: dict[str, list[bool]], turns: range) -> tuple[int, int]:
-    marks = [turn_marks[k] for turn_marks in by_id.values() for k in turns]
-    return sum(marks), len(marks)
-
-
-def results_markdown(by_model: dict[str, dict[str, list[bool]]], *, against: str | None = None
-                     ) -> tuple[str, dict[str, Any]]:
-    """The evaluation table (Markdown) and its numbers, for models answering the same held-out scripts.
-
-    Turn 1 names its entity (standalone); turns 2–4 can only be answered right with the history
-    (dependent). Below the table: how many dependent turns the last model got right that ``against``
-    (default: the first model) got wrong and the other way round, so a difference can be told from noise.
-    """
-    lines = ["| model | standalone (turn 1) | dependent (turns 2–4) | " + " | ".join(TURNS[1:]) + " |",
-             "|---|---|---|" + "---|" * (len(TURNS) - 1)]
-    summary: dict[str, Any] = {}
-    for name, by_id in by_model.items():
-        cells = [_counts(by_id, range(0, 1)), _counts(by_id, range(1, len(TURNS)))]
-        cells += [_counts(by_id, range(k, k + 1)) for k in range(1, len(TURNS))]
-        lines.append(f"| {name} | " + " | ".join(_cell(*c) for c in cells) + " |")
-        summary[name] = {"dialogues": len(by_id), "standalone": _ratio(*cells[0]), "dependent": _ratio(*cells[1]),
-                         "by_turn": [_ratio(*_counts(by_id, range(k, k + 1))) for k in range(len(TURNS))]}
-    first, last = against or next(iter(by_model)), list(by_model)[-1]
-    fixed, broken = _changes(by_model[first], by_model[last])
-    summary["changes"] = {"fixed": fixed, "broken": broken}
-    dialogues = len(by_model[first])
-    lines += ["", f"{dialogues} held-out dialogues (entity pairs unseen in training), answered turn by turn with "
-              "each model's own history, greedy; a turn is right when it states the fact(s) asked for and names no "
-              f"entity but the one the user meant (`turnwise.toy.check_answer`). Dependent turns, {last} vs "
-              f"{first}: {fixed} now right, {broken} now wrong."]
-    return "\n".join(lines) + "\n", summary
-
-
-def _ratio(right: int, total: int) -> float:
-    return round(right / total, 4) if total else 0.0
-
-
-def _changes(before: dict[str, list[bool]], after: dict[str, list[bool]]) -> tuple[int, int]:
-    """Dependent turns right after but not before, and the other way round."""
-    pairs = [(b, a) for rid in before for b, a in zip(before[rid][1:], after.get(rid, [])[1:], strict=False)]
-    return sum(a and not b for b, a in pairs), sum(b and not a for b, a in pairs)
-
-
 def rejected_right(pairs: list[Any], dialogues: list[Any]) -> int:
-    """How many CaPO pairs' rejected answers state the right fact all the same (a wrong history can share it).
+    """How many CaPO pairs' rejected answers are right all the same (a wrong history can lead to the right answer).
 
     Args:
         pairs: :class:`~turnwise.data.schema.PreferencePair` rows of ``turnwise capo`` (``meta.source_id``

@@ -14,6 +14,7 @@ pytest.importorskip("trl")
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+STAGES = 17
 
 
 def turnwise_run(*args: str) -> tuple[str, float]:
@@ -28,16 +29,18 @@ def turnwise_run(*args: str) -> tuple[str, float]:
 def test_the_fast_quickstart_recipe_runs_end_to_end_then_is_cached(tmp_path):
     out = tmp_path / "fast"
     output, _ = turnwise_run("--fast", "--set", f"out_dir={out}")
-    assert "12 stages ran, 0 cached" in output, output
-    assert "[11/12] eval: ran" in output and "held-out turns right" in output
+    assert f"{STAGES} stages ran, 0 cached" in output, output
+    assert f"[{STAGES - 1}/{STAGES}] eval: ran" in output and "held-out turns right" in output
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert report.count("stage.json)") == 12 and "## Results: eval" in report
+    assert report.count("stage.json)") == STAGES and "## Results: eval" in report
+    for model in ("SFT", "SFT + more SFT", "SFT + CaPO-DPO", "SFT + best-of-N DPO", "CaPO-DPO: neglect only"):
+        assert f"| {model} |" in report
 
     output, seconds = turnwise_run("--fast", "--set", f"out_dir={out}")
-    assert "0 stages ran, 12 cached" in output, output
+    assert f"0 stages ran, {STAGES} cached" in output, output
     assert seconds < 30  # the interpreter's start-up and imports, nothing else
     report = (out / "report.md").read_text(encoding="utf-8")
 
-    output, _ = turnwise_run("--fast", "--set", f"out_dir={out}", "--set", "train_dpo.beta=0.2", "--dry-run")
-    assert "beta 0.1 → 0.2" in output
+    output, _ = turnwise_run("--fast", "--set", f"out_dir={out}", "--set", "train_dpo_capo.beta=0.2", "--dry-run")
+    assert "beta 0.5 → 0.2" in output
     assert (out / "report.md").read_text(encoding="utf-8") == report  # a dry run writes nothing

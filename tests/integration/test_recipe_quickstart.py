@@ -1,5 +1,5 @@
 """The quickstart recipe, tiny, end to end: every stage runs and leaves its outputs; a second run is all
-cached and takes seconds; a new DPO β re-runs train_dpo, eval and report only, and the evaluation of the
+cached and takes seconds; a new DPO β re-runs that DPO stage, eval and report only, and the evaluation of the
 unchanged SFT model is answered from the response cache."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_quickstart import STAGES, TINY
 
 from turnwise.recipe import load_recipe, make_plan, run_plan
 
@@ -16,10 +17,6 @@ pytest.importorskip("trl")
 pytestmark = pytest.mark.integration
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
-TINY = ["data.train_dialogues=16", "data.held_out=2", "train_sft.max_steps=4", "train_ask.max_steps=2",
-        "simulate.limit=2", "capo.limit=2", "bestofn.limit=1", "train_dpo.max_steps=2"]
-STAGES = ["data", "tiny_model", "train_sft", "train_ask", "simulate", "detect_simulated", "detect_train", "capo",
-          "bestofn", "train_dpo", "eval", "report"]
 
 
 def plan(out: Path, *sets: str):
@@ -40,7 +37,7 @@ def test_every_stage_runs_and_leaves_its_outputs(first):
         assert record["key"] == outcome.stage.key and record["summary"]
         assert all((outcome.stage.dir / rel).exists() for rel in record["outputs"].values())
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert "## Results: eval" in report and "| SFT + DPO |" in report
+    assert "## Results: eval" in report and "| SFT + CaPO-DPO |" in report and "| SFT + more SFT |" in report
     assert (out / "cache.sqlite").exists() and (out / "report.html").exists()
 
 
@@ -54,12 +51,13 @@ def test_a_second_run_is_all_cached_and_fast(first):
 
 def test_a_new_beta_reruns_dpo_eval_and_report_only(first):
     out, _ = first
-    changed = plan(out, "train_dpo.beta=0.2")
+    changed = plan(out, "train_dpo_capo.beta=0.2")
     to_run = [s.name for s in changed.stages if s.action != "cached"]
-    assert to_run == ["train_dpo", "eval", "report"]
-    assert changed.get("train_dpo").reason == "beta 0.1 → 0.2"
+    assert to_run == ["train_dpo_capo", "eval", "report"]
+    assert changed.get("train_dpo_capo").reason == "beta 0.5 → 0.2"
     result = run_plan(changed)
     assert [o.stage.name for o in result.outcomes if o.status == "ran"] == to_run
     cost = result.outcomes[STAGES.index("eval")].record["cost"]["by_model"]
     assert cost["SFT"]["calls"] == cost["SFT"]["cached"] > 0  # the SFT model did not change: all from the cache
-    assert cost["SFT + DPO"]["cached"] < cost["SFT + DPO"]["calls"]
+    assert cost["SFT + CaPO-DPO"]["cached"] < cost["SFT + CaPO-DPO"]["calls"]
+    assert cost["SFT + more SFT"]["calls"] == cost["SFT + more SFT"]["cached"] > 0

@@ -97,7 +97,7 @@ def _curve(s: Series, px, py) -> list[str]:
 
 
 def _ticks(low: float, high: float) -> list[float]:
-    step = 2.0 if high - low > 5 else 1.0 if high - low > 2 else 0.25
+    step = 20.0 if high - low > 50 else 2.0 if high - low > 5 else 1.0 if high - low > 2 else 0.25
     first = math.ceil(low / step) * step
     return [first + step * i for i in range(int((high - first) / step + 1e-9) + 1)]
 

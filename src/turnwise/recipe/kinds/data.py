@@ -16,29 +16,35 @@ class ToyDataSettings:
     """Settings of ``toy_data``.
 
     Attributes:
-        train_dialogues: toy dialogues to train on (and to build pairs from).
-        held_out: dialogues about entity pairs never seen together in training, for the evaluation.
+        train_dialogues: toy dialogues for SFT (and the ask model).
+        prefs_dialogues: dialogues about entity pairs SFT never saw together, to build preference pairs on
+            (0 = none; the ``prefs`` output is then empty).
+        held_out: dialogues about entity pairs no training saw together, for the evaluation.
         held_out_share: share of the entity pairs held out.
-        seed: which dialogues, and which pairs are held out.
+        prefs_share: share of the entity pairs kept for the preference dialogues.
+        seed: which dialogues, and which pairs go where.
     """
 
     train_dialogues: int = 200
+    prefs_dialogues: int = 200
     held_out: int = 96
     held_out_share: float = 0.2
+    prefs_share: float = 0.2
     seed: int = 0
 
 
 @register(Kind("toy_data", "Toy dialogues that refer back (turnwise.toy), split by unseen entity pairs.",
-               ToyDataSettings, outputs=("train", "held_out", "scripts")))
+               ToyDataSettings, outputs=("train", "prefs", "held_out", "scripts")))
 def toy_data(ctx: StageContext) -> StageResult:
-    """Write the train and held-out dialogues (ShareGPT, then OpenAI) and the held-out scripts."""
+    """Write the train, preference and held-out dialogues (ShareGPT, then OpenAI) and the held-out scripts."""
     from turnwise.data.formats import read_records, write_records
     from turnwise.data.schema import Conversation
     from turnwise.toy import toy_splits
 
     s = ctx.settings
-    train, held = toy_splits(s.train_dialogues, s.held_out, seed=s.seed, held_out_share=s.held_out_share)
-    for split, rows in (("train", train), ("heldout", held)):
+    splits = toy_splits(s.train_dialogues, s.held_out, seed=s.seed, held_out_share=s.held_out_share,
+                        n_prefs=s.prefs_dialogues, prefs_share=s.prefs_share)
+    for split, rows in (("train", splits["train"]), ("prefs", splits["prefs"]), ("heldout", splits["held_out"])):
         sharegpt = ctx.path(f"{split}.sharegpt.json")
         sharegpt.write_text(json.dumps(rows, indent=1), encoding="utf-8")
         write_records(ctx.path(f"{split}.openai.jsonl"), read_records(sharegpt)[0], "openai")
@@ -46,10 +52,11 @@ def toy_data(ctx: StageContext) -> StageResult:
     scripts = [Conversation(c.id, c.messages[:1], followups=c.user_turns[1:], meta=c.meta)
                for c in read_conversations(ctx.path("heldout.openai.jsonl"))]
     write_records(ctx.path("heldout-scripts.openai.jsonl"), scripts, "openai")
-    return StageResult({"train": "train.openai.jsonl", "held_out": "heldout.openai.jsonl",
-                        "scripts": "heldout-scripts.openai.jsonl"},
-                       f"{len(train)} train + {len(held)} held-out 4-turn dialogues; held-out entity pairs unseen "
-                       "in training", counts={"train": len(train), "held_out": len(held)})
+    counts = {split: len(rows) for split, rows in splits.items()}
+    return StageResult({"train": "train.openai.jsonl", "prefs": "prefs.openai.jsonl",
+                        "held_out": "heldout.openai.jsonl", "scripts": "heldout-scripts.openai.jsonl"},
+                       f"{counts['train']} SFT + {counts['prefs']} preference + {counts['held_out']} held-out 6-turn "
+                       "dialogues, each split on entity pairs the others never put together", counts=counts)
 
 
 @dataclass

@@ -42,6 +42,7 @@ class EvalSettings:
         judge_attempts: tries per judge verdict.
         judge_max_tokens: most tokens of one judge reply.
         max_in_flight: dialogues in progress at once.
+        against: toy: the model (role) the others are compared with, turn by turn (default: the first).
     """
 
     method: str = "judge"
@@ -55,6 +56,7 @@ class EvalSettings:
     judge_attempts: int = 3
     judge_max_tokens: int = 2048
     max_in_flight: int = 256
+    against: str | None = None
 
 
 def _check(settings: EvalSettings, models: dict[str, str]) -> list[str]:
@@ -65,6 +67,8 @@ def _check(settings: EvalSettings, models: dict[str, str]) -> list[str]:
         problems.append("models: method judge needs a judge model (models: {judge: NAME})")
     if not [role for role in models if role != "judge"]:
         problems.append("models: name at least one model to evaluate (models: {LABEL: MODEL})")
+    if settings.against is not None and settings.against not in models:
+        problems.append(f"settings.against: {settings.against!r} is not one of the models ({', '.join(models)})")
     return problems
 
 
@@ -82,7 +86,8 @@ def evaluate(ctx: StageContext) -> StageResult:
 
 
 def _toy(ctx: StageContext) -> StageResult:
-    from turnwise.toy import outcomes, results_markdown
+    from turnwise.toy import outcomes
+    from turnwise.toy_results import results_html, results_markdown
 
     s = ctx.settings
     scripts = read_conversations(ctx.input("benchmark"), s.limit)
@@ -94,12 +99,14 @@ def _toy(ctx: StageContext) -> StageResult:
         filename = f"answers-{slug(label)}.jsonl"
         costs[label] = generate_answers(ctx, label, scripts, filename, sampling, s.max_in_flight)
         by_model[label] = outcomes(read_stage_output(ctx.path(filename)))
-    table, summary = results_markdown(by_model)
+    table, summary = results_markdown(by_model, against=s.against)
     ctx.path("results.md").write_text(table, encoding="utf-8")
     ctx.path("results.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    ctx.path("results.html").write_text(results_html([summary], title=f"turnwise: {ctx.name}"), encoding="utf-8")
     line = "; ".join(f"{label}: dependent {summary[label]['dependent']:.0%}, standalone "
                      f"{summary[label]['standalone']:.0%}" for label in labels)
-    return StageResult({"results": "results.md", "numbers": "results.json"}, f"held-out turns right: {line}",
+    return StageResult({"results": "results.md", "numbers": "results.json", "html": "results.html"},
+                       f"held-out turns right: {line}",
                        counts={label: len(by_model[label]) for label in labels},
                        cost={**merge_costs(*costs.values()), "by_model": costs}, numbers=summary)
 

@@ -48,12 +48,16 @@ class AskStageSettings(AskTrainConfig):
 class DPOStageSettings(DPOTrainConfig):
     accelerate: str | None = None
     num_processes: int = 1
+    only: list[str] | None = None
 
 
 for _cls, _core in ((SFTStageSettings, "SFTTrainConfig"), (AskStageSettings, "AskTrainConfig"),
                     (DPOStageSettings, "DPOTrainConfig")):
     _cls.__doc__ = (f"A training stage's settings: every field of :class:`~turnwise.train.configs.{_core}` but data, "
                     f"model and output (the stage's input, base model and folder), plus how it runs.\n{_LAUNCH_DOC}")
+DPOStageSettings.__doc__ += (
+    "        only: train on these kinds of pair alone (CaPO strategies ``neglect``, ``hallucination``,\n"
+    "            ``misunderstanding``; ``best-of-n``); null = every pair of the inputs. For ablations.\n")
 
 _BASE = Port("base", "the model to start from: a hub id, a folder, or a model a stage trained")
 
@@ -158,7 +162,10 @@ def train_ask(ctx: StageContext) -> StageResult:
                inputs=(Port("pairs", "preference pairs (trl-pref): capo, bestofn or files", many=True),),
                models=(_BASE,), outputs=("model", "pairs"), provided=PROVIDED, torch=True))
 def train_dpo(ctx: StageContext) -> StageResult:
-    sources = merge_pairs(ctx, ctx.path("pairs.jsonl"))
+    sources = merge_pairs(ctx, ctx.path("pairs.jsonl"), only=ctx.settings.only)
+    if not sum(sources.values()):
+        raise TurnwiseError(f"stage {ctx.name}: no preference pairs to train on"
+                            + (f" of the kinds {ctx.settings.only}" if ctx.settings.only else ""))
     logged = _train(ctx, DPOTrainConfig, "dpo", ctx.path("pairs.jsonl"))
     s, accuracy = ctx.settings, logged["rewards/accuracies"]
     from_ = " + ".join(f"{n} {label}" for label, n in sources.items())
@@ -168,22 +175,30 @@ def train_dpo(ctx: StageContext) -> StageResult:
                        numbers=_numbers(logged))
 
 
-def merge_pairs(ctx: StageContext, target: Path) -> dict[str, int]:
-    """Every input's pairs in one trl-pref file, each row's meta cut to ``{source, kind}`` (one shape for
-    pyarrow); the pairs per source."""
+def merge_pairs(ctx: StageContext, target: Path, only: list[str] | None = None) -> dict[str, int]:
+    """Every input's pairs (of the kinds ``only`` names, if given) in one trl-pref file, each row's meta cut to
+    ``{source, kind}`` (one shape for pyarrow); the pairs per source."""
     from turnwise.data.formats import read_records, write_records
     from turnwise.data.schema import PreferencePair
 
     pairs, sources = [], {}
     for label, path in zip(ctx.labels["pairs"], ctx.inputs["pairs"], strict=True):
         source = label.split(":")[0]
-        rows = list(read_records(path)[0]) if path.stat().st_size else []
-        pairs += [PreferencePair(p.id, p.prompt, p.chosen, p.rejected,
-                                 {"source": source, "kind": p.meta.get("strategy", p.meta.get("source", source))})
-                  for p in rows]
+        rows = [PreferencePair(p.id, p.prompt, p.chosen, p.rejected,
+                               {"source": source, "kind": pair_kind(p, source)})
+                for p in (read_records(path)[0] if path.stat().st_size else [])]
+        rows = [p for p in rows if only is None or p.meta["kind"] in only]
+        pairs += rows
         sources[source] = sources.get(source, 0) + len(rows)
     write_records(target, pairs, "trl-pref")
     return sources
+
+
+def pair_kind(pair: Any, source: str) -> str:
+    """A pair's kind: its CaPO strategy, ``best-of-n`` for best-of-N pairs, else its source."""
+    if "strategy" in pair.meta:
+        return pair.meta["strategy"]
+    return "best-of-n" if "chosen_index" in pair.meta else pair.meta.get("source", source)
 
 
 __all__ = ["AskStageSettings", "DPOStageSettings", "SFTStageSettings", "launch_command"]

@@ -1,0 +1,114 @@
+"""The quickstart's toy world: dialogues that refer back, splits that keep entity pairs apart, a check that
+wants the entity the user meant, and result tables computed by hand."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from turnwise.toy import (
+    DEPENDENT,
+    ENTITIES,
+    KINDS,
+    TURNS,
+    check_answer,
+    dialogue_turns,
+    outcomes,
+    toy_dialogues,
+    toy_splits,
+)
+from turnwise.toy_results import results_html, results_markdown, seeds_markdown
+
+BY_NAME = {e.name: k for k, e in enumerate(ENTITIES)}
+
+
+def test_the_check_wants_the_entity_the_user_meant():
+    assert check_answer("THE NILE is 6,650 km long.", "the Nile: 6,650 km")
+    assert check_answer("Mount Kenya is in Africa.", "Mount Kenya: Africa")
+    assert not check_answer("It is 6,650 km long.", "the Nile: 6,650 km")  # whom does it mean?
+    assert not check_answer("The Congo is in Africa.", "Mount Kenya: Africa")  # right continent, wrong entity
+    assert not check_answer("The Nile is 6650 km long.", "the Nile: 6,650 km")
+    assert not check_answer("Mount Kenya is in Africa.", "Mount Kenya: mountain | Africa")  # a fact missing
+    assert not check_answer("Mount Kenya, unlike Kilimanjaro, is in Africa.", "Mount Kenya: Africa")
+
+
+def test_every_gold_answer_passes_its_own_check_and_kinds_are_labelled():
+    splits = toy_splits(60, 20, seed=3, n_prefs=20)
+    for rows in splits.values():
+        for d in rows:
+            answers = [t["value"] for t in d["conversations"] if t["from"] == "gpt"]
+            assert len(answers) == len(d["meta"]["references"]) == len(d["meta"]["turn_kinds"]) == TURNS
+            assert all(check_answer(a, r) for a, r in zip(answers, d["meta"]["references"], strict=True))
+            assert d["meta"]["turn_kinds"][0] == "standalone" and set(d["meta"]["turn_kinds"]) <= set(KINDS)
+
+
+def test_references_follow_the_dialogue():
+    rng = random.Random(0)
+    nile, fuji, volga = (ENTITIES[BY_NAME[n]] for n in ("the Nile", "Fuji", "the Volga"))
+    seen = set()
+    for _ in range(300):
+        turns = dialogue_turns([nile, fuji, volga], rng)
+        order, last = [], None
+        for question, _answer, reference, kind in turns:
+            meant = reference.split(": ")[0]
+            if kind in ("standalone", "ellipsis") and meant not in order:
+                order.append(meant)  # a new entity, named in the question
+                assert meant in question or meant.removeprefix("the ") in question
+            elif kind == "pronoun":
+                assert meant == last and " it" in question
+            elif kind == "ordinal":
+                index = ("the first one", "the second one", "the third one").index(
+                    next(o for o in ("the first one", "the second one", "the third one") if o in question))
+                assert meant == order[index]
+            elif kind == "other":
+                assert len(order) == 2 and meant == next(e for e in order if e != last)
+            seen.add(kind)
+            last = meant
+    assert seen == set(KINDS)
+
+
+def test_splits_keep_entity_pairs_apart():
+    splits = toy_splits(200, 60, seed=1, n_prefs=100)
+
+    def pairs(rows, opening_only=False):
+        out = set()
+        for d in rows:
+            names = d["meta"]["entities"][:2] if opening_only else d["meta"]["entities"]
+            ids = [BY_NAME[n] for n in names]
+            out |= {frozenset((a, b)) for a in ids for b in ids if a != b}
+        return out
+
+    held, prefs = pairs(splits["held_out"], True), pairs(splits["prefs"], True)
+    assert held and prefs and not held & prefs
+    assert not pairs(splits["train"]) & (held | prefs)  # SFT never puts a held-out or preference pair together
+    assert not pairs(splits["prefs"]) & held
+    assert toy_splits(200, 60, seed=1, n_prefs=100) == splits  # seeded
+    assert toy_dialogues(3, seed=5) == toy_dialogues(3, seed=5)
+
+
+def _record(rid, kinds, answers, references):
+    messages = [m for a in answers for m in ({"role": "user", "content": "q"}, {"role": "assistant", "content": a})]
+    return {"id": rid, "messages": messages, "meta": {"references": references, "turn_kinds": kinds}}
+
+
+def test_tables_match_a_hand_count():
+    kinds = ["standalone", "pronoun", "ellipsis"]
+    refs = ["the Nile: Africa", "the Nile: 6,650 km", "Fuji: 3,776 m"]
+    good = _record("a", kinds, ["The Nile is in Africa.", "The Nile is 6,650 km long.", "Fuji is 3,776 m high."], refs)
+    bad = _record("b", kinds, ["The Nile is in Africa.", "Fuji is 3,776 m high."], refs)  # turn 3 never answered
+    first = {"A": outcomes([good, bad]), "B": outcomes([good, good | {"id": "b"}])}
+    table, numbers = results_markdown(first)
+    assert numbers["A"]["standalone"] == 1.0 and numbers["A"]["dependent"] == 0.5
+    assert numbers["A"]["counts"]["dependent"] == [2, 4] and numbers["A"]["pronoun"] == 0.5
+    assert numbers["A"]["by_turn"] == [1.0, 0.5, 0.5] and numbers["A"]["ordinal"] is None
+    assert numbers["changes"] == {"model": "B", "against": "A", "fixed": 2, "broken": 0}
+    assert "| A | 100% (2/2) | 50% (2/4) |" in table
+    second = {"A": outcomes([good, good | {"id": "b"}]), "B": outcomes([good, good | {"id": "b"}])}
+    over, summary = seeds_markdown([numbers, results_markdown(second)[1]], against="A")
+    assert summary["models"]["A"]["dependent"] == {"mean": 75.0, "sd": pytest.approx(35.36, abs=0.01)}
+    assert summary["models"]["B"]["dependent_vs_A"] == [50.0, 0.0]
+    assert "| A | 100.0 ± 0.0 | 75.0 ± 35.4 |" in over and "- B: +50.0, +0.0" in over
+    page = results_html([numbers])
+    assert 'id="turns-toy"' in page and 'id="kinds-toy"' in page and 'data-label="B"' in page
+    assert set(DEPENDENT) == {"ellipsis", "pronoun", "ordinal", "other"}
