@@ -93,9 +93,9 @@ def test_lora_with_precomputed_reference(pairs, tiny_model_dir, tmp_path):
     assert moved == {n for n, (trainable, _) in before.items() if trainable}
 
 
-@pytest.mark.parametrize(("switch", "expected"), [([], True), (["--no-shared-prefix"], False)])
+@pytest.mark.parametrize(("switch", "expected"), [([], False), (["--shared-prefix"], True)])
 def test_cli_switch_trains(pairs, tiny_model_dir, tmp_path, switch, expected):
-    """Shared-prefix is the default; ``--no-shared-prefix`` gives TRL's plain path. With gradient
+    """TRL's plain path is the default; ``--shared-prefix`` switches the shared rows on. With gradient
     checkpointing (turnwise's default), the 4-D mask goes through the recomputed layers as well."""
     from typer.testing import CliRunner
 

@@ -94,8 +94,9 @@ def dpo(
     sft_weight: Annotated[float | None, typer.Option(help="λ of the SFT term (LongReward: 0.1; 0: plain DPO).")] = None,
     shared_prefix: Annotated[bool | None, typer.Option(
         "--shared-prefix/--no-shared-prefix",
-        help="One sequence per pair, its history run once for both answers (the default: same loss, less "
-        "compute); --no-shared-prefix: TRL's two sequences per pair.")] = None,
+        help="One sequence per pair, its history run once for both answers (same loss; faster on a CPU, less "
+        "GPU memory but slower on an H100); --no-shared-prefix (the default): TRL's two sequences per pair.")
+    ] = None,
 ) -> None:
     """DPO on multi-turn preference pairs, plus λ × the SFT loss on the chosen answer."""
     _run(DPOTrainConfig, config, set_, data=data, model=model, output=output, max_steps=max_steps,

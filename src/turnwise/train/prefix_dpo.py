@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 MASK_KERNELS = ("sdpa", "eager")  # attention implementations that take a dense 4-D mask
 _PER_TOKEN = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
 _PATCHED = "_turnwise_shared_prefix"
+_CHECKED = "_turnwise_shared_prefix_checked"
 
 
 def supports_shared_prefix(attn_implementation: str | None) -> bool:
@@ -119,9 +120,13 @@ def _run_shared(model: Any, fused_forward: Any, shared: dict[str, Any], labels: 
                         shift_labels=shared["shift_labels"], fused_lm_head=True, use_cache=False)
     plain_mask = labels[:, 1:] != -100  # TRL's fused head scores position i against label i + 1
     index = shared["index"]
-    if int(plain_mask.sum()) != index.numel():
-        raise ValueError(f"the shared rows predict {index.numel()} answer tokens, the plain batch "
-                         f"{int(plain_mask.sum())}: the batch was not built by SharedPrefixCollator")
+    # Checked on a model's first shared batch only: reading the count back waits for the GPU, every step, and
+    # a batch that does not match comes from a wrong collator, which the first batch already shows.
+    if not getattr(model, _CHECKED, False):
+        if int(plain_mask.sum()) != index.numel():
+            raise ValueError(f"the shared rows predict {index.numel()} answer tokens, the plain batch "
+                             f"{int(plain_mask.sum())}: the batch was not built by SharedPrefixCollator")
+        setattr(model, _CHECKED, True)
 
     def to_plain(values: Any) -> Any:
         if values is None:
