@@ -49,7 +49,7 @@ def no_gpu(monkeypatch):
 
 def test_cpu_when_no_gpu(no_gpu):
     assert resolve_placement(cfg()) == CPU
-    assert resolve_placement(cfg(precision="bf16")) == Placement(True, True, False, "bfloat16")
+    assert resolve_placement(cfg(precision="bf16")) == Placement(True, True, False, "float32")
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         resolve_placement(cfg(device="cuda"))
     with pytest.raises(ConfigError, match="fp16 needs a GPU"):
@@ -60,8 +60,10 @@ def test_cpu_when_no_gpu(no_gpu):
 
 def test_gpu_precision(gpu):
     gpu(True)
-    assert resolve_placement(cfg()) == Placement(False, True, False, "bfloat16")
-    assert resolve_placement(cfg(dtype="float32")).dtype == "float32"
+    # Every weight trained: float32 weights under bf16 autocast; an adapter on a bfloat16 base.
+    assert resolve_placement(cfg()) == Placement(False, True, False, "float32")
+    assert resolve_placement(cfg(lora=True)) == Placement(False, True, False, "bfloat16")
+    assert resolve_placement(cfg(dtype="bfloat16")).dtype == "bfloat16"
     assert resolve_placement(cfg(device="cpu")) == CPU
     gpu(False)
     assert resolve_placement(cfg()) == Placement(False, False, True, "float32")

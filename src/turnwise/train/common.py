@@ -66,8 +66,16 @@ def resolve_placement(cfg: TrainConfig) -> Placement:
         raise ConfigError("precision: fp16 needs a GPU; use fp32 (or bf16) on a CPU")
     if precision == "bf16" and not use_cpu and not torch.cuda.is_bf16_supported():
         raise ConfigError("precision: bf16 is not supported by this GPU; use fp16 or auto")
-    dtype = cfg.dtype if cfg.dtype != "auto" else "bfloat16" if precision == "bf16" else "float32"
+    dtype = cfg.dtype if cfg.dtype != "auto" else auto_dtype(cfg, precision)
     return Placement(use_cpu=use_cpu, bf16=precision == "bf16", fp16=precision == "fp16", dtype=dtype)
+
+
+def auto_dtype(cfg: TrainConfig, precision: str) -> str:
+    """``dtype: auto``: bfloat16 weights for an adapter on a frozen base under bf16, float32 for every weight
+    trained. The trainer's optimizer updates the weights in their own dtype, keeping no float32 copy: in
+    bfloat16 an update smaller than about 1/256 of a weight is rounded away (at DPO's learning rate of 1e-6,
+    nearly all of them), so full training keeps float32 weights and runs bf16 as autocast."""
+    return "bfloat16" if precision == "bf16" and (cfg.lora or cfg.qlora) else "float32"
 
 
 def model_init_kwargs(cfg: TrainConfig, placement: Placement) -> dict[str, Any]:

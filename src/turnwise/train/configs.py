@@ -49,8 +49,9 @@ class TrainConfig:
         gradient_checkpointing: recompute activations in the backward pass to save memory (about 20% slower).
         precision: auto, bf16, fp16 or fp32. auto = bf16 on a GPU that supports it, fp16 on an older GPU, fp32
             on a CPU.
-        dtype: dtype the weights are loaded in: auto (bfloat16 under bf16 precision, float32 otherwise),
-            bfloat16, float16 or float32.
+        dtype: dtype the weights are loaded in: auto (bfloat16 for LoRA/QLoRA under bf16 precision, float32
+            otherwise: the optimizer updates weights in their own dtype, and bfloat16 rounds small updates
+            away), bfloat16, float16 or float32.
         device: auto (the GPU when there is one, else the CPU), cpu, or cuda.
         attn_implementation: attention kernel (sdpa, eager, flash_attention_2); null = the model's default.
         resume: continue from the last checkpoint in output when there is one.
