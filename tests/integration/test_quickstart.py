@@ -68,3 +68,17 @@ def test_a_second_call_is_answered_by_the_finished_stages(quickstart):
     assert time.perf_counter() - start < 10
     assert all(o.status == "cached" for run in again.runs for o in run.outcomes)
     assert again.table == quickstart.table
+
+
+def test_the_command_prints_the_table(quickstart):
+    """`turnwise quickstart` on the finished runs: every stage cached, the table printed; bad seeds: one line."""
+    from typer.testing import CliRunner
+
+    from turnwise.cli.main import app
+
+    args = ["quickstart", str(quickstart.out_dir), "--fast", "--seeds", "0,1", *[f"--set={s}" for s in TINY]]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert quickstart.table.rstrip() in result.output and "results.html" in result.output
+    bad = CliRunner().invoke(app, ["quickstart", str(quickstart.out_dir), "--seeds", "zero"])
+    assert bad.exit_code == 2 and "expected comma-separated integers" in bad.output

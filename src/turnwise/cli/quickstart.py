@@ -32,18 +32,20 @@ def quickstart(
     console = Console()
     views = []
 
+    def close_views() -> None:
+        while views:
+            views.pop().__exit__(None, None, None)
+
     def on_plan(seed: int, plan: object) -> object:
+        """Each seed's plan and progress view; the last seed's view closes first."""
+        close_views()
         console.print(plan_table(plan))
         view = progress_view(plan)
         views.append(view)
         return view.__enter__()
 
-    def close_views() -> None:
-        while views:
-            views.pop().__exit__(None, None, None)
-
     try:
-        result = _run(run_quickstart, out_dir, chosen, fast, sets or [], on_plan, close_views)
+        result = run_quickstart(out_dir, seeds=chosen, fast=fast, sets=sets or [], on_plan=on_plan)
     finally:
         close_views()
     for run in result.runs:
@@ -53,11 +55,3 @@ def quickstart(
     typer.echo(f"\nresults: {out_dir / 'results.md'}, {out_dir / 'results.html'} (per-turn plot); each seed's report: "
                + ", ".join(str(r.report) for r in result.runs))
 
-
-def _run(run_quickstart, out_dir, chosen, fast, sets, on_plan, close_views):
-    """Each seed's progress view closes before the next seed's opens."""
-    def observed(seed: int, plan: object) -> object:
-        close_views()
-        return on_plan(seed, plan)
-
-    return run_quickstart(out_dir, seeds=chosen, fast=fast, sets=sets, on_plan=observed)
