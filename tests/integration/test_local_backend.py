@@ -64,8 +64,19 @@ async def test_n_samples_with_seed(model):
     again = (await model.chat(CONVERSATIONS[:1], settings))[0]
     assert len(first.texts) == len(first.finish_reasons) == 3
     assert len(set(first.texts)) > 1  # a random model sampled at temperature 1 does not repeat itself
-    assert first.texts == again.texts  # same seed, same batch: same samples
+    assert first.texts == again.texts  # same seed: same samples
     assert 3 <= first.usage.completion_tokens <= 18
+
+
+async def test_seeded_samples_do_not_depend_on_the_batch(model):
+    """A request's seeded samples are the same alone, in a batch behind other rows, and called concurrently."""
+    settings = GenerationSettings(temperature=1.0, top_p=0.9, n=2, seed=11, max_tokens=8)
+    alone = [(await model.chat([c], settings))[0].texts for c in CONVERSATIONS]
+    batched = [c.texts for c in await model.chat(list(reversed(CONVERSATIONS)), settings)][::-1]
+    concurrent = await asyncio.gather(*(model.chat([c], settings) for c in CONVERSATIONS))
+    assert alone == batched == [c[0].texts for c in concurrent]
+    other = (await model.chat(CONVERSATIONS[:1], GenerationSettings(temperature=1.0, n=2, seed=12, max_tokens=8)))[0]
+    assert other.texts != alone[0]  # another seed, other samples
 
 
 async def test_stop_strings(model):

@@ -9,13 +9,17 @@ free and the model is never used by two threads at once.
 Decoding follows the :class:`GenerationSettings` alone: greedy when ``temperature == 0``, otherwise
 temperature and nucleus sampling with no top-k, and no repetition penalty; sampling knobs in the model's
 own ``generation_config`` are not applied (pass extras through ``spec.options["generate_kwargs"]``).
-A sampling seed seeds each batch, so a row's samples repeat for the same batch composition.
+With a sampling seed, every row samples from a stream of its own, drawn from the seed, the prompt and the
+sample's index (:class:`RowSampler`): a request's samples are the same alone or in any batch, at any
+concurrency, so a seeded run repeats whatever the timing of the calls around it.
 """
 
 from __future__ import annotations
 
 import logging
+import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from turnwise.data.render import load_tokenizer, render
@@ -87,6 +91,39 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str | None:
     """The text before the first stop string, or None when none occurs."""
     hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     return text[: min(hits)] if hits else None
+
+
+def row_seed(seed: int, prompt: str, sample: int) -> int:
+    """The seed of one row's sampling stream: the same on every machine and run."""
+    digest = hashlib.sha256(f"{seed}\0{sample}\0{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class RowSampler:
+    """A logits processor that samples each row with uniforms of its own and leaves only that token possible.
+
+    Generation then runs greedy: the token chosen here is the row's sample. Temperature and top-p are applied
+    here (as transformers' warpers would); the uniform of step k of a row comes from its own seeded
+    generator, so what a row samples does not depend on which rows share its batch.
+    """
+
+    def __init__(self, seeds: list[int], settings: GenerationSettings, prompt_length: int, device: Any):
+        torch = require("torch", "local")
+        self.temperature, self.top_p, self.prompt_length = settings.temperature, settings.top_p, prompt_length
+        streams = [torch.rand(settings.max_tokens, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+                   for s in seeds]
+        self.uniforms = torch.stack(streams).to(device)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        step = input_ids.shape[1] - self.prompt_length
+        ordered, order = (scores.double() / self.temperature).sort(dim=-1, descending=True)
+        probs = ordered.softmax(dim=-1)
+        # Nucleus: the most likely tokens up to the first whose cumulative mass reaches top_p (always one).
+        probs = probs.masked_fill(probs.cumsum(dim=-1) - probs >= self.top_p, 0.0)
+        cdf = probs.cumsum(dim=-1)
+        cdf = cdf / cdf[:, -1:]
+        pick = (cdf < self.uniforms[:, step : step + 1]).sum(dim=-1, keepdim=True).clamp(max=cdf.shape[-1] - 1)
+        return scores.new_full(scores.shape, float("-inf")).scatter_(1, order.gather(1, pick), 0.0)
 
 
 class LocalChatModel:
@@ -194,23 +231,29 @@ class LocalChatModel:
 
     def _generate(self, prompts: list[str], settings: GenerationSettings) -> list[Completion]:
         torch = require("torch", "local")
-        encoded = self._tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        encoded = encoded.to(self._lm.device)
+        from transformers import LogitsProcessorList
+
         seeded = settings.temperature > 0 and settings.seed is not None
-        device = self._lm.device
-        cuda_devices = [device.index or 0] if device.type == "cuda" else []
-        # A forked RNG: seeding a request must not reseed the rest of the process (a trainer, say).
-        with torch.random.fork_rng(devices=cuda_devices, enabled=seeded), torch.inference_mode():
-            if seeded:
-                torch.manual_seed(settings.seed)
+        # Seeded: each sample is a row of its own, sampled by a RowSampler from its own stream, decoded greedily.
+        rows = [p for p in prompts for _ in range(settings.n)] if seeded else prompts
+        encoded = self._tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False)
+        encoded = encoded.to(self._lm.device)
+        prompt_length = encoded["input_ids"].shape[1]
+        processors = LogitsProcessorList()
+        if seeded:
+            seeds = [row_seed(settings.seed, p, j) for p in prompts for j in range(settings.n)]
+            processors.append(RowSampler(seeds, settings, prompt_length, self._lm.device))
+        config = self._generation_config(replace(settings, temperature=0.0, n=1) if seeded else settings)
+        with torch.inference_mode():
             output = self._lm.generate(
                 **encoded,
-                generation_config=self._generation_config(settings),
-                stopping_criteria=_stop_criteria(self._tokenizer, settings.stop, encoded["input_ids"].shape[1]),
+                generation_config=config,
+                logits_processor=processors,
+                stopping_criteria=_stop_criteria(self._tokenizer, settings.stop, prompt_length),
                 **self._generate_kwargs,
             )
-        new_tokens = output[:, encoded["input_ids"].shape[1] :].tolist()
-        prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
+        new_tokens = output[:, prompt_length:].tolist()
+        prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()[:: settings.n if seeded else 1]
         completions = []
         for row, prompt_length in enumerate(prompt_lengths):
             samples = [self._decode(ids, settings) for ids in new_tokens[row * settings.n : (row + 1) * settings.n]]
