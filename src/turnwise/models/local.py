@@ -16,8 +16,8 @@ concurrency, so a seeded run repeats whatever the timing of the calls around it.
 
 from __future__ import annotations
 
-import logging
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
