@@ -82,7 +82,7 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
     atomic_write_text(out / "results.md", result.table)
     atomic_write_text(out / "results.json", json.dumps(result.numbers, indent=2))
     atomic_write_text(out / "results.html", results_html(result.per_seed, title="turnwise quickstart",
-                                                         notes=result.verdict))
+                                                         notes=result.verdict, against=BASELINE))
     return result
 
 

@@ -134,16 +134,18 @@ def seeds_markdown(per_seed: list[dict[str, Any]], *, against: str | None = None
     return "\n".join(lines) + "\n", numbers
 
 
-def results_html(per_seed: list[dict[str, Any]], *, title: str = "turnwise quickstart", notes: str = "") -> str:
+def results_html(per_seed: list[dict[str, Any]], *, title: str = "turnwise quickstart", notes: str = "",
+                 against: str | None = None) -> str:
     """A page with the per-turn accuracy plot (mean ± 1 SE), accuracy by kind of turn, and the table.
 
-    The error bars are the standard error over seeds when there are several, else the binomial one.
+    The error bars are the standard error over seeds when there are several, else the binomial one;
+    the per-seed differences are taken against ``against`` (default: the first model).
     """
     from turnwise.eval.plots import PALETTE, Series, radar, turn_curve
 
     models = models_of(per_seed[0])
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
-    table, numbers = seeds_markdown(per_seed)
+    table, numbers = seeds_markdown(per_seed, against=against)
     turns, kinds = [], []
     for model in models:
         values = {}
@@ -160,8 +162,11 @@ def results_html(per_seed: list[dict[str, Any]], *, title: str = "turnwise quick
         turns.append(Series(model, colors[model], values))
         kinds.append(Series(model, colors[model], {c: (v["mean"], None) for c, v in numbers["models"][model].items()
                                                    if c in ("standalone", *DEPENDENT) and v is not None}))
-    plots = (turn_curve(turns, svg_id="turns-toy", title="held-out accuracy (%) by turn (±1 SE)", high=100.0)
-             + radar(kinds, svg_id="kinds-toy", title="held-out accuracy (%) by kind of turn", high=100.0))
+    legend = 50 + 7 * max(len(m) for m in models)  # the swatch and gaps, about 7 px a character at 12 px
+    plots = (turn_curve(turns, svg_id="turns-toy", title="held-out accuracy (%) by turn (±1 SE)", high=100.0,
+                        y_label="accuracy (%)", width=390 + legend, legend_width=legend)
+             + radar(kinds, svg_id="kinds-toy", title="held-out accuracy (%) by kind of turn", high=100.0,
+                     width=420 + legend, legend_width=legend))
     rows = [line for line in table.splitlines() if line.startswith("|")]
     head = [c.strip() for c in rows[0].strip("|").split("|")]
     body = [[c.strip() for c in r.strip("|").split("|")] for r in rows[2:]]
@@ -177,5 +182,6 @@ def results_html(per_seed: list[dict[str, Any]], *, title: str = "turnwise quick
             f"<h1>{escape(title)}</h1><p>generated {stamp}; {len(per_seed)} seed(s)</p>"
             f'<div class="plots">{plots}</div>'
             "<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + f"</tr></thead><tbody>{html_rows}"
-            f"</tbody></table><p>Dependent turns against {escape(models[0])}, per seed (points):</p><ul>{after}</ul>"
+            f"</tbody></table><p>Dependent turns against {escape(against or models[0])}, per seed (points):</p>"
+            f"<ul>{after}</ul>"
             + (f"<p>{escape(notes)}</p>" if notes else "") + "</body></html>\n")

@@ -109,6 +109,7 @@ def test_tables_match_a_hand_count():
     assert summary["models"]["A"]["dependent"] == {"mean": 75.0, "sd": pytest.approx(35.36, abs=0.01)}
     assert summary["models"]["B"]["dependent_vs_A"] == [50.0, 0.0]
     assert "| A | 100.0 ± 0.0 | 75.0 ± 35.4 |" in over and "- B: +50.0, +0.0" in over
-    page = results_html([numbers])
+    page = results_html([numbers], against="B")
     assert 'id="turns-toy"' in page and 'id="kinds-toy"' in page and 'data-label="B"' in page
+    assert ">accuracy (%)</text>" in page and "Dependent turns against B" in page
     assert set(DEPENDENT) == {"ellipsis", "pronoun", "ordinal", "other"}

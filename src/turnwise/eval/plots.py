@@ -38,9 +38,10 @@ def _legend(series: list[Series], x: float, y: float) -> list[str]:
 
 
 def turn_curve(series: list[Series], *, svg_id: str, title: str = "Score by turn", low: float = 0.0,
-               high: float = 10.0, width: int = 540, height: int = 380) -> str:
+               high: float = 10.0, width: int = 540, height: int = 380, y_label: str = "mean score",
+               legend_width: int = 150) -> str:
     """A line per series through its mean score at each turn, with ±1 SE error bars."""
-    left, right, top, bottom = 56, 150, 40, 50
+    left, right, top, bottom = 56, legend_width, 40, 50
     turns = sorted({t for s in series for t in s.values})
     if not turns:
         turns = [1]
@@ -67,7 +68,7 @@ def turn_curve(series: list[Series], *, svg_id: str, title: str = "Score by turn
     parts.append(f'<text x="{left + span_x / 2:.1f}" y="{height - 10}" {_FONT} text-anchor="middle" '
                  f'fill="{_INK}">turn</text>')
     parts.append(f'<text x="14" y="{top + span_y / 2:.1f}" {_FONT} text-anchor="middle" fill="{_INK}" '
-                 f'transform="rotate(-90 14 {top + span_y / 2:.1f})">mean score</text>')
+                 f'transform="rotate(-90 14 {top + span_y / 2:.1f})">{escape(y_label)}</text>')
     for s in series:
         parts.extend(_curve(s, px, py))
     parts.extend(_legend(series, width - right + 16, top + 10))
@@ -103,7 +104,7 @@ def _ticks(low: float, high: float) -> list[float]:
 
 
 def radar(series: list[Series], *, svg_id: str, title: str = "Score by category", low: float = 0.0,
-          high: float = 10.0, width: int = 540, height: int = 380) -> str:
+          high: float = 10.0, width: int = 540, height: int = 380, legend_width: int = 130) -> str:
     """One polygon per series over the categories (in the order they first appear), scaled from low to high."""
     categories: list[str] = []
     for s in series:
@@ -138,6 +139,6 @@ def radar(series: list[Series], *, svg_id: str, title: str = "Score by category"
                      f'stroke-width="3"/>')
         parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{s.color}"/>' for x, y in vertices)
         parts.append("</g>")
-    parts.extend(_legend(series, width - 130, 50))
+    parts.extend(_legend(series, width - legend_width, 50))
     parts.append("</svg>")
     return "\n".join(parts)

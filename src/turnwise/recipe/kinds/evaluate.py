@@ -102,7 +102,8 @@ def _toy(ctx: StageContext) -> StageResult:
     table, summary = results_markdown(by_model, against=s.against)
     ctx.path("results.md").write_text(table, encoding="utf-8")
     ctx.path("results.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    ctx.path("results.html").write_text(results_html([summary], title=f"turnwise: {ctx.name}"), encoding="utf-8")
+    ctx.path("results.html").write_text(results_html([summary], title=f"turnwise: {ctx.name}", against=s.against),
+                                        encoding="utf-8")
     line = "; ".join(f"{label}: dependent {summary[label]['dependent']:.0%}, standalone "
                      f"{summary[label]['standalone']:.0%}" for label in labels)
     return StageResult({"results": "results.md", "numbers": "results.json", "html": "results.html"},
