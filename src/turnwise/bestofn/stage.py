@@ -166,7 +166,8 @@ def pair_meta(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_pairs(records_path: str | Path, pairs_path: str | Path) -> int:
-    """Write the ``ok`` records of a best-of-N record file as TRL preference pairs (atomically); returns the count."""
+    """Write the ``ok`` records of a best-of-N record file as TRL preference pairs (atomically), in id order (the
+    records are in the order their calls finished); returns the count."""
     pairs = (PreferencePair(r["id"], r["prompt"], r["chosen"], r["rejected"], pair_meta(r))
-             for r in read_stage_output(records_path) if r["status"] == "ok")
+             for r in sorted(read_stage_output(records_path), key=lambda r: r["id"]) if r["status"] == "ok")
     return write_records(pairs_path, pairs, "trl-pref")

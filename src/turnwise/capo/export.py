@@ -62,7 +62,10 @@ def unique_pairs(records: Iterable[dict[str, Any]], report: ExportReport) -> Ite
 
 
 def export_pairs(records_path: str | Path, output: str | Path) -> ExportReport:
-    """Write the unique ``ok`` pairs of a capo records file to ``output`` (atomically)."""
+    """Write the unique ``ok`` pairs of a capo records file to ``output`` (atomically), in id order: records
+    land in the order their calls finished, and a trainer reading the pairs should see the same order on
+    every run (and keep the same one of two duplicates)."""
     report = ExportReport()
-    report.written = write_jsonl(output, unique_pairs(read_stage_output(records_path), report))
+    records = sorted(read_stage_output(records_path), key=lambda r: r["id"])
+    report.written = write_jsonl(output, unique_pairs(records, report))
     return report

@@ -29,7 +29,9 @@ def read_conversations(path: Path, limit: int = 0) -> list[Conversation]:
         limit: keep the first ``limit`` (0 = all).
     """
     if is_stage_output(path):
-        rows = [r for r in read_stage_output(path) if r["status"] == "ok" and r.get("messages")]
+        # In id order: a stage writes records as their calls finish, and what reads them must not depend on that.
+        rows = sorted((r for r in read_stage_output(path) if r["status"] == "ok" and r.get("messages")),
+                      key=lambda r: r["id"])
         # The stage's own cost leaves with it: the detect core adds a record's meta.cost to its totals, and
         # would read simulate's {user, assistant} costs as its own.
         conversations = [Conversation(r["id"], r["messages"], meta={k: v for k, v in r.get("meta", {}).items()
