@@ -222,11 +222,6 @@ def toy_splits(n_train: int, n_held_out: int, seed: int = 0, held_out_share: flo
             "held_out": toy_dialogues(n_held_out, seed + 2, opening(held), "heldout")}
 
 
-def texts(dialogues: list[dict[str, Any]]) -> list[str]:
-    """Every turn's text, to train the tokenizer on."""
-    return [turn["value"] for d in dialogues for turn in d["conversations"]]
-
-
 def check_answer(response: str, reference: str) -> bool:
     """Whether ``response`` is right for the entity the user meant.
 
@@ -266,15 +261,3 @@ def outcomes(records: list[dict[str, Any]]) -> Outcomes:
                                 for k, (ref, kind) in enumerate(zip(meta["references"], meta["turn_kinds"],
                                                                     strict=True))]
     return result
-
-
-def rejected_right(pairs: list[Any], dialogues: list[Any]) -> int:
-    """How many CaPO pairs' rejected answers are right all the same (a wrong history can lead to the right answer).
-
-    Args:
-        pairs: :class:`~turnwise.data.schema.PreferencePair` rows of ``turnwise capo`` (``meta.source_id``
-            and ``meta.turn_index``, the turn's position in the dialogue's messages).
-        dialogues: the toy dialogues they came from (conversations with ``meta.references``).
-    """
-    references = {conv.id: conv.meta["references"] for conv in dialogues}
-    return sum(check_answer(p.rejected, references[p.meta["source_id"]][p.meta["turn_index"] // 2]) for p in pairs)
