@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from html import escape
 from typing import Any
 
@@ -96,22 +95,18 @@ def _mean_sd(value: tuple[float, float] | None, seeds: int) -> str:
     return f"{value[0]:.1f} ± {value[1]:.1f}" if seeds > 1 else f"{value[0]:.1f}"
 
 
-def seeds_markdown(per_seed: list[dict[str, Any]], *, against: str | None = None) -> tuple[str, dict[str, Any]]:
-    """The models' accuracy over several seeds' :func:`results_markdown` summaries: mean ± standard deviation.
-
-    Each seed is a whole run (its own split of the toy world, its own models). Below the table: per model,
-    the difference to ``against`` (default: the first model) on dependent turns in each seed, so a gain
-    that holds in every seed can be told from one that averages out.
-    """
+def _over_seeds(per_seed: list[dict[str, Any]], against: str | None) -> dict[str, Any]:
+    """What the tables over seeds show: per model its mean ± sd cells, and its per-seed dependent-turn
+    differences to ``against``; and the numbers behind them."""
     models = models_of(per_seed[0])
-    header = ("standalone", "dependent", *DEPENDENT)
     n = len(per_seed)
-    lines = [f"| model ({f'mean ± sd over {n} seeds' if n > 1 else 'one seed'}) | " + " | ".join(header) + " |",
-             "|---|" + "---|" * len(header)]
+    base = against or models[0]
+    cells: dict[str, list[str]] = {}
+    deltas: dict[str, list[float]] = {}
     numbers: dict[str, Any] = {"seeds": n, "models": {}}
     for model in models:
         row = {}
-        for column in header:
+        for column in HEADER:
             values = [seed[model][column] for seed in per_seed if seed[model][column] is not None]
             row[column] = _spread(values) if values else None
         turns = len(per_seed[0][model]["by_turn"])
@@ -121,17 +116,32 @@ def seeds_markdown(per_seed: list[dict[str, Any]], *, against: str | None = None
                                        for c, v in row.items()},
                                     "by_turn": [{"mean": round(m, 2), "sd": round(d, 2)} for m, d in by_turn],
                                     "per_seed_dependent": [seed[model]["dependent"] for seed in per_seed]}
-        lines.append(f"| {model} | " + " | ".join(_mean_sd(row[c], n) for c in header) + " |")
-    base = against or models[0]
-    lines += ["", f"Accuracy in percent on held-out turns. Dependent turns, each model minus {base}, per seed "
-              "(percentage points):", ""]
-    for model in models:
-        if model == base:
-            continue
-        deltas = [100 * (seed[model]["dependent"] - seed[base]["dependent"]) for seed in per_seed]
-        numbers["models"][model]["dependent_vs_" + base] = [round(d, 1) for d in deltas]
-        lines.append(f"- {model}: " + ", ".join(f"{d:+.1f}" for d in deltas))
-    return "\n".join(lines) + "\n", numbers
+        cells[model] = [_mean_sd(row[c], n) for c in HEADER]
+        if model != base:
+            deltas[model] = [100 * (seed[model]["dependent"] - seed[base]["dependent"]) for seed in per_seed]
+            numbers["models"][model]["dependent_vs_" + base] = [round(d, 1) for d in deltas[model]]
+    label = f"model ({f'mean ± sd over {n} seeds' if n > 1 else 'one seed'})"
+    return {"label": label, "base": base, "cells": cells, "deltas": deltas, "numbers": numbers}
+
+
+def _delta_line(model: str, deltas: list[float]) -> str:
+    return f"{model}: " + ", ".join(f"{d:+.1f}" for d in deltas)
+
+
+def seeds_markdown(per_seed: list[dict[str, Any]], *, against: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The models' accuracy over several seeds' :func:`results_markdown` summaries: mean ± standard deviation.
+
+    Each seed is a whole run (its own split of the toy world, its own models). Below the table: per model,
+    the difference to ``against`` (default: the first model) on dependent turns in each seed, so a gain
+    that holds in every seed can be told from one that averages out.
+    """
+    over = _over_seeds(per_seed, against)
+    lines = [f"| {over['label']} | " + " | ".join(HEADER) + " |", "|---|" + "---|" * len(HEADER)]
+    lines += [f"| {model} | " + " | ".join(cells) + " |" for model, cells in over["cells"].items()]
+    lines += ["", f"Accuracy in percent on held-out turns. Dependent turns, each model minus {over['base']}, per "
+              "seed (percentage points):", ""]
+    lines += [f"- {_delta_line(model, d)}" for model, d in over["deltas"].items()]
+    return "\n".join(lines) + "\n", over["numbers"]
 
 
 def results_html(per_seed: list[dict[str, Any]], *, title: str = "turnwise quickstart", notes: str = "",
@@ -141,11 +151,12 @@ def results_html(per_seed: list[dict[str, Any]], *, title: str = "turnwise quick
     The error bars are the standard error over seeds when there are several, else the binomial one;
     the per-seed differences are taken against ``against`` (default: the first model).
     """
+    from turnwise.eval.html import html_page, swatch
     from turnwise.eval.plots import PALETTE, Series, radar, turn_curve
 
     models = models_of(per_seed[0])
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
-    table, numbers = seeds_markdown(per_seed, against=against)
+    over = _over_seeds(per_seed, against)
     turns, kinds = [], []
     for model in models:
         values = {}
@@ -160,28 +171,20 @@ def results_html(per_seed: list[dict[str, Any]], *, title: str = "turnwise quick
                 se = math.sqrt(rates[0] * (1 - rates[0]) / total) if total else 0.0
             values[k + 1] = (100 * statistics.fmean(rates), 100 * se)
         turns.append(Series(model, colors[model], values))
-        kinds.append(Series(model, colors[model], {c: (v["mean"], None) for c, v in numbers["models"][model].items()
+        kinds.append(Series(model, colors[model], {c: (v["mean"], None) for c, v in
+                                                   over["numbers"]["models"][model].items()
                                                    if c in ("standalone", *DEPENDENT) and v is not None}))
     legend = 50 + 7 * max(len(m) for m in models)  # the swatch and gaps, about 7 px a character at 12 px
     plots = (turn_curve(turns, svg_id="turns-toy", title="held-out accuracy (%) by turn (±1 SE)", high=100.0,
                         y_label="accuracy (%)", width=390 + legend, legend_width=legend)
              + radar(kinds, svg_id="kinds-toy", title="held-out accuracy (%) by kind of turn", high=100.0,
                      width=420 + legend, legend_width=legend))
-    rows = [line for line in table.splitlines() if line.startswith("|")]
-    head = [c.strip() for c in rows[0].strip("|").split("|")]
-    body = [[c.strip() for c in r.strip("|").split("|")] for r in rows[2:]]
-    swatch = '<span style="display:inline-block;width:10px;height:10px;margin-right:6px;background:{}"></span>'
-    html_rows = "".join("<tr>" + "".join(f"<td>{swatch.format(colors[r[0]]) if i == 0 else ''}{escape(c)}</td>"
-                                         for i, c in enumerate(r)) + "</tr>" for r in body)
-    after = "".join(f"<li>{escape(line[2:])}</li>" for line in table.splitlines() if line.startswith("- "))
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            "<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-            "th,td{border:1px solid #ddd;padding:4px 10px;text-align:right}th:first-child,td:first-child"
-            "{text-align:left}th{background:#f5f5f5}.plots svg{margin-right:1em}</style></head><body>"
-            f"<h1>{escape(title)}</h1><p>generated {stamp}; {len(per_seed)} seed(s)</p>"
-            f'<div class="plots">{plots}</div>'
-            "<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + f"</tr></thead><tbody>{html_rows}"
-            f"</tbody></table><p>Dependent turns against {escape(against or models[0])}, per seed (points):</p>"
-            f"<ul>{after}</ul>"
-            + (f"<p>{escape(notes)}</p>" if notes else "") + "</body></html>\n")
+    head = "".join(f"<th>{escape(h)}</th>" for h in (over["label"], *HEADER))
+    rows = "".join(f"<tr><td>{swatch(colors[model])}{escape(model)}</td>"
+                   + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
+                   for model, cells in over["cells"].items())
+    deltas = "".join(f"<li>{escape(_delta_line(model, d))}</li>" for model, d in over["deltas"].items())
+    body = (f'<div class="plots">{plots}</div><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+            f"<p>Dependent turns against {escape(over['base'])}, per seed (points):</p><ul>{deltas}</ul>"
+            + (f"<p>{escape(notes)}</p>" if notes else ""))
+    return html_page(title, f"by turnwise; {len(per_seed)} seed(s)", body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -30,24 +31,16 @@ def quickstart(
         raise typer.BadParameter(f"--seeds {seeds!r}: expected comma-separated integers such as 0,1,2") from None
     warnings.filterwarnings("ignore", category=FutureWarning)  # deprecation notices of the libraries TRL drives
     console = Console()
-    views = []
-
-    def close_views() -> None:
-        while views:
-            views.pop().__exit__(None, None, None)
+    views = contextlib.ExitStack()  # the running seed's progress view
 
     def on_plan(seed: int, plan: object) -> object:
         """Each seed's plan and progress view; the last seed's view closes first."""
-        close_views()
+        views.close()
         console.print(plan_table(plan))
-        view = progress_view(plan)
-        views.append(view)
-        return view.__enter__()
+        return views.enter_context(progress_view(plan))
 
-    try:
+    with views:
         result = run_quickstart(out_dir, seeds=chosen, fast=fast, sets=sets or [], on_plan=on_plan)
-    finally:
-        close_views()
     for run in result.runs:
         console.print(summary_table(run))
     typer.echo("")

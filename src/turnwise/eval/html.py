@@ -42,7 +42,7 @@ def _colors(report: dict[str, Any]) -> dict[str, str]:
 
 
 def _table(header: list[str], rows: list[list[str]], colors: list[str | None]) -> str:
-    head = "".join(f"<th>{_swatch(c)}{escape(h)}</th>" for h, c in zip(header, [None, *colors], strict=False))
+    head = "".join(f"<th>{swatch(c)}{escape(h)}</th>" for h, c in zip(header, [None, *colors], strict=False))
     body = []
     for row in rows:
         cells = []
@@ -53,7 +53,8 @@ def _table(header: list[str], rows: list[list[str]], colors: list[str | None]) -
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _swatch(color: str | None) -> str:
+def swatch(color: str | None) -> str:
+    """A small square in a model's colour, before its name in a table."""
     return f'<span class="swatch" style="background:{color}"></span>' if color else ""
 
 
@@ -91,8 +92,12 @@ def render_html(report: dict[str, Any], *, title: str = "turnwise eval") -> str:
     sections += [_pairwise_section(b, s, colors) for b, s in by_benchmark(report, "pairwise").items()]
     if not sections:
         sections = ["<p>No judgements to report.</p>"]
+    return html_page(title, "by turnwise eval report", "\n".join(sections))
+
+
+def html_page(title: str, meta: str, body: str) -> str:
+    """A self-contained page: the shared style, the title, a generated-at line ending in ``meta``, then ``body``."""
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>"
-            f'<p class="meta">generated {stamp} by turnwise eval report</p>'
-            + "\n".join(sections) + "</body></html>\n")
+            f'<p class="meta">generated {stamp} {escape(meta)}</p>' + body + "</body></html>\n")
