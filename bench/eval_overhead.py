@@ -59,7 +59,7 @@ from turnwise.eval.judge import EvalJudgeConfig, run_judge
 from turnwise.eval.pipeline import run_eval
 from turnwise.eval.scripted import ScriptedEvalJudge, parse_prompt
 from turnwise.judge.core import Judge
-from turnwise.judge.templates import render
+from turnwise.prompts import render
 from turnwise.models.base import ModelSpec
 from turnwise.models.cache import CachedChatModel, ResponseCache
 from turnwise.models.openai_http import OpenAIChatModel

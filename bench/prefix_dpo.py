@@ -178,7 +178,7 @@ def main() -> None:
         if cuda:
             model = build_05b(root / "model")
         else:
-            from turnwise.testing.tiny_model import build_tiny_model
+            from turnwise.quickstart.tiny_model import build_tiny_model
 
             model = build_tiny_model(root / "model", **CPU_MODEL)
         _, data = write_data(root, args.turns, rows=args.steps * args.batch)

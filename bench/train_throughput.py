@@ -45,7 +45,7 @@ def build_05b(out: Path) -> Path:
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    from turnwise.testing.tiny_model import build_tiny_tokenizer
+    from turnwise.quickstart.tiny_model import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer(template="chatml", model_max_length=QWEN2_05B["max_position_embeddings"])
     ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (("eos", "<|im_end|>"),
@@ -62,7 +62,7 @@ def build_05b(out: Path) -> Path:
 
 def write_data(root: Path, turns: int, rows: int) -> tuple[Path, Path]:
     """Dialogues of ``turns`` turns (SFT) and pairs over the same histories (DPO), as JSONL."""
-    from turnwise.testing.tiny_model import default_corpus
+    from turnwise.quickstart.tiny_model import default_corpus
 
     corpus = default_corpus()[20:]
     sft, dpo = root / "dialogues.jsonl", root / "pairs.jsonl"
@@ -158,7 +158,7 @@ def main() -> None:
         if cuda:
             model = build_05b(root / "model")
         else:
-            from turnwise.testing.tiny_model import build_tiny_model
+            from turnwise.quickstart.tiny_model import build_tiny_model
 
             model = build_tiny_model(root / "model")
         sft_data, dpo_data = write_data(root, turns, rows=args.steps * args.batch)

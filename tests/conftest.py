@@ -37,7 +37,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny ChatML Qwen2 model with its tokenizer, saved once per session."""
-    from turnwise.testing.tiny_model import build_tiny_model
+    from turnwise.quickstart.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-chatml"), template="chatml")
 
@@ -45,7 +45,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Qwen2 model with a Llama-3-style chat template, saved once per session."""
-    from turnwise.testing.tiny_model import build_tiny_model
+    from turnwise.quickstart.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama3"), template="llama3")
 
@@ -53,6 +53,6 @@ def tiny_llama3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny ChatML model with other random weights (the same tokenizer): a reference unlike the policy."""
-    from turnwise.testing.tiny_model import build_tiny_model
+    from turnwise.quickstart.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-chatml-seed1"), template="chatml", seed=1)

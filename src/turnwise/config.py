@@ -6,7 +6,8 @@
 Precedence, lowest first: the dataclass defaults, the YAML file, ``--set key=value`` pairs, typed options
 (``overrides``; a None value means "not given" and is ignored). Every value is coerced to its field's
 annotation (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``Literal[...]``, ``list[X]``,
-``dict[str, X]``), so ``lr: 1e-4`` (a string to PyYAML) and ``--set lora=yes`` both land typed. Errors name
+``dict[str, X]``, also spelled ``a=1,b=2``), so ``lr: 1e-4`` (a string to PyYAML) and ``--set lora=yes`` both land
+typed. Errors name
 the source (the YAML file, ``--set`` or the option) and the key; an unknown key lists the valid ones.
 
 A field's documentation is its entry in the dataclass's Google-style ``Attributes:`` section (merged over
@@ -113,8 +114,9 @@ def coerce(value: Any, annotation: Any) -> Any:
 
 
 def _coerce_union(value: Any, args: tuple, annotation: Any) -> Any:
-    if type(None) in args and (value is None or (isinstance(value, str) and value.strip().lower() in _NONE)):
-        return None
+    if type(None) in args and (value is None or (isinstance(value, str) and value.strip().lower() in _NONE
+                                                  and not (value == "" and str in args))):
+        return None  # but an explicit empty string stays one where a string is allowed (``--system ""``)
     for arm in (a for a in args if a is not type(None)):
         try:
             return coerce(value, arm)
@@ -143,12 +145,24 @@ def _yaml_value(text: str, annotation: Any) -> Any:
 
 
 def _coerce_dict(value: Any, args: tuple, annotation: Any) -> dict:
-    if isinstance(value, str):
+    if isinstance(value, str) and "=" in value and not value.strip().startswith("{"):
+        value = _pairs(value, annotation)  # neglect=2,hallucination=1, as a command line spells a mapping
+    elif isinstance(value, str):
         value = _yaml_value(value, annotation) if value.strip() else {}
     if not isinstance(value, dict):
         raise ValueError(f"expected {type_name(annotation)} (a mapping), got {value!r}")
     value_type = args[1] if len(args) == 2 else Any
     return {str(k): coerce(v, value_type) for k, v in value.items()}
+
+
+def _pairs(text: str, annotation: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, item = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected {type_name(annotation)} as key=value,key=value, got {text!r}")
+        out[key.strip()] = item.strip()  # typed by the mapping's value type; YAML ({a: 1}) for typed Any values
+    return out
 
 
 def _coerce_scalar(value: Any, annotation: Any) -> Any:

@@ -13,7 +13,7 @@ from turnwise.data.formats import read_records
 from turnwise.data.formats_chat import read_sharegpt
 from turnwise.data.schema import PreferencePair
 from turnwise.records import make_record, read_stage_output
-from turnwise.toy import toy_dialogues
+from turnwise.quickstart.world import toy_dialogues
 
 pytest.importorskip("torch")
 pytest.importorskip("jieba")

@@ -19,14 +19,14 @@ MODELS = ["SFT", "SFT + more SFT", "SFT + CaPO-DPO", "SFT + best-of-N DPO", "CaP
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
-    from turnwise.quickstart import run_quickstart
+    from turnwise.quickstart.run import run_quickstart
 
     out = tmp_path_factory.mktemp("quickstart")
     return run_quickstart(out, seeds=[0, 1], fast=True, sets=TINY)
 
 
 def test_the_repository_recipe_is_the_packaged_one():
-    from turnwise.quickstart import recipe_path
+    from turnwise.quickstart.run import recipe_path
 
     repo = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
     assert repo.read_bytes() == recipe_path().read_bytes()
@@ -61,7 +61,7 @@ def test_the_table_over_seeds(quickstart):
 
 
 def test_a_second_call_is_answered_by_the_finished_stages(quickstart):
-    from turnwise.quickstart import run_quickstart
+    from turnwise.quickstart.run import run_quickstart
 
     start = time.perf_counter()
     again = run_quickstart(quickstart.out_dir, seeds=[0, 1], fast=True, sets=TINY)

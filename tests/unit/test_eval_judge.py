@@ -9,7 +9,7 @@ from turnwise.eval.items import EvalItem
 from turnwise.eval.judge import EvalJudgeConfig, grade_record
 from turnwise.eval.scripted import ScriptedEvalJudge, parse_prompt
 from turnwise.judge.core import Judge, RetryPolicy
-from turnwise.judge.templates import render
+from turnwise.prompts import render
 from turnwise.testing.fake import FakeChatModel
 
 TURNS = ["Name a lake in Kyoto.", "How deep is it?", "And the one next to it?"]

@@ -12,7 +12,7 @@ from turnwise.eval.pairwise import combine, compare_record, parse_verdict
 from turnwise.eval.scripted import ScriptedEvalJudge, parse_prompt
 from turnwise.judge.core import Judge, RetryPolicy
 from turnwise.judge.parse import ParseError
-from turnwise.judge.templates import render
+from turnwise.prompts import render
 from turnwise.testing.fake import FakeChatModel
 
 ITEM = EvalItem("d1", "mt-bench", "writing", ["Write a haiku.", "Now about the sea."], [1, 2])

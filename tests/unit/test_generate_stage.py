@@ -10,8 +10,8 @@ from turnwise.data.schema import Conversation
 from turnwise.errors import ConfigError
 from turnwise.models.base import GenerationSettings
 from turnwise.records import RecordStore, read_stage_output
-from turnwise.stages.generate import answer_conversation, run_generate
-from turnwise.stages.runner import run_bounded
+from turnwise.generate.core import answer_conversation, run_generate
+from turnwise.stage.runner import run_bounded
 from turnwise.testing.fake import FakeChatModel
 
 GREEDY = GenerationSettings(temperature=0, max_tokens=16)

@@ -36,7 +36,7 @@ def pair_record(i: int, turns: int) -> dict:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_model_dir) -> dict:
-    from turnwise.testing.tiny_model import build_tiny_model
+    from turnwise.quickstart.tiny_model import build_tiny_model
 
     root = tmp_path_factory.mktemp("prefix-dpo")
     data = root / "pairs.jsonl"

@@ -12,8 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from turnwise.errors import ConfigError, TurnwiseError
-from turnwise.recipe import Kind, Port, load_recipe, make_plan, register, run_plan
-from turnwise.recipe.context import StageContext, StageResult
+from turnwise.recipe import load_recipe, make_plan, run_plan
+from turnwise.stage.context import StageContext, StageResult
+from turnwise.stage.spec import Output, Port, Stage
+from turnwise.stage.table import STAGES
 from turnwise.recipe.hashing import digest
 from turnwise.records import make_record, read_stage_output
 
@@ -35,9 +37,6 @@ class SourceSettings:
     seed: int = 0
 
 
-@register(Kind("fake_source", "Writes n lines.", SourceSettings,
-               inputs=(Port("prefix", "a file whose text starts every line", required=False),), outputs=("lines",)),
-          replace_existing=True)
 def fake_source(ctx: StageContext) -> StageResult:
     CALLS[ctx.name] += 1
     prefix = ctx.input("prefix").read_text().strip() if ctx.has_input("prefix") else "line"
@@ -56,13 +55,11 @@ class StepSettings:
     factor: int = 2
 
 
-@register(Kind("fake_step", "Repeats each line, one record per line.", StepSettings,
-               inputs=(Port("lines", "lines", many=True),), models=(Port("model", "a model", required=False),),
-               outputs=("lines", "model")), replace_existing=True)
 def fake_step(ctx: StageContext) -> StageResult:
     CALLS[ctx.name] += 1
     lines = [line for path in ctx.inputs["lines"] for line in path.read_text().splitlines()]
-    with ctx.records("records.jsonl", "fake_step", {}) as (store, _):
+    with ctx.records("records.jsonl") as run:
+        store = run.store
         for i, line in enumerate(lines):
             if str(i) in store.done:
                 continue
@@ -75,6 +72,22 @@ def fake_step(ctx: StageContext) -> StageResult:
     ctx.path("model").mkdir(exist_ok=True)
     (ctx.path("model") / "model.safetensors").write_text("".join(texts))
     return StageResult({"lines": "lines.txt", "model": "model"}, f"{len(texts)} lines")
+
+
+FAKES = {
+    "fake_source": Stage("fake_source", "Writes n lines.", SourceSettings, fake_source,
+                         inputs=(Port("prefix", "a file whose text starts every line", required=False),),
+                         outputs=(Output("lines", "lines.txt"),)),
+    "fake_step": Stage("fake_step", "Repeats each line, one record per line.", StepSettings, fake_step,
+                       inputs=(Port("lines", "lines", many=True),), models=(Port("model", "a model", required=False),),
+                       outputs=(Output("lines", "lines.txt"), Output("model", "model", folder=True))),
+}
+
+
+@pytest.fixture(autouse=True)
+def fake_kinds(monkeypatch):
+    for name, stage in FAKES.items():
+        monkeypatch.setitem(STAGES, name, stage)
 
 
 RECIPE = """

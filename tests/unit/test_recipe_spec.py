@@ -12,7 +12,7 @@ from turnwise.config import load_config, read_yaml
 from turnwise.errors import ConfigError
 from turnwise.models.base import GenerationSettings
 from turnwise.recipe import load_recipe
-from turnwise.recipe.settings import build_settings, plain
+from turnwise.stage.settings import build_settings, plain
 from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, SFTTrainConfig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ from turnwise.data.render import (
     render,
 )
 from turnwise.errors import ConfigError, TurnwiseError
-from turnwise.testing.tiny_model import build_tiny_tokenizer
+from turnwise.quickstart.tiny_model import build_tiny_tokenizer
 
 CONVERSATION = [
     {"role": "system", "content": "S"},

@@ -7,7 +7,7 @@ import typer
 from typer.testing import CliRunner
 
 from turnwise.errors import ConfigError
-from turnwise.testing.tiny_model import build_tiny_model, build_tiny_tokenizer, default_corpus
+from turnwise.quickstart.tiny_model import build_tiny_model, build_tiny_tokenizer, default_corpus
 
 MESSAGES = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from turnwise.toy import (
+from turnwise.quickstart.world import (
     ENTITIES,
     KINDS,
     TURNS,
@@ -17,7 +17,7 @@ from turnwise.toy import (
     toy_dialogues,
     toy_splits,
 )
-from turnwise.toy_results import results_html, results_markdown, seeds_markdown
+from turnwise.quickstart.results import results_html, results_markdown, seeds_markdown
 
 BY_NAME = {e.name: k for k, e in enumerate(ENTITIES)}
 

@@ -19,7 +19,7 @@ import pytest
 from turnwise.data.render import IGNORE_INDEX
 from turnwise.data.schema import Conversation, PreferencePair
 from turnwise.errors import ConfigError
-from turnwise.testing.tiny_model import build_tiny_tokenizer
+from turnwise.quickstart.tiny_model import build_tiny_tokenizer
 from turnwise.train.data import TOO_LONG, DataReport, dpo_rows, read_items, sft_rows
 
 CONVERSATION = [

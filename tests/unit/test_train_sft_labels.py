@@ -38,7 +38,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def byte_models(tmp_path_factory):
-    from turnwise.testing.tiny_model import build_tiny_model
+    from turnwise.quickstart.tiny_model import build_tiny_model
 
     root = tmp_path_factory.mktemp("byte-models")
     return {t: build_tiny_model(root / t, template=t, vocab_size=1, hidden_size=16, num_heads=2, num_kv_heads=1)

@@ -12,7 +12,7 @@ records into TRL's conversational preference file, with every score in a uniform
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,36 +23,51 @@ from turnwise.data.schema import Conversation, PreferencePair
 from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.records import RecordStore, make_record, read_stage_output
+from turnwise.score.settings import ScoringSettings
 from turnwise.score.stage import ScoringTotals
 from turnwise.score.types import ScoreBatch, ScoreCost, ScoreInput, Scorer
-from turnwise.stages.runner import Cost, run_bounded, unfinished
+from turnwise.stage.runner import Cost, run_bounded, unfinished
+
+PROMPTS = ("whole", "every_turn", "last")
 
 
 @dataclass(frozen=True)
-class BestOfNConfig:
-    """How pairs are sampled and chosen.
+class BestOfNConfig(ScoringSettings):
+    """Settings of best-of-N: how answers are sampled, scored (:class:`~turnwise.score.settings.ScoringSettings`)
+    and paired.
 
     Attributes:
         n: answers sampled per prompt (LongReward: 10).
         min_scored: skip a prompt with fewer successfully scored answers (LongReward: 5).
         min_margin: smallest total-score gap (0–10 scale) between chosen and rejected.
         settings: the policy's sampling settings (``n`` is set from the field above).
+        prompts: what a prompt is: ``whole`` (each input conversation as it stands; it ends with a user turn),
+            ``every_turn`` (each user turn of a dialogue, with the history before it; its reference answer from
+            the dialogue's ``meta.references``) or ``last`` (only the last user turn of each dialogue).
+        limit: only the first N input conversations (0 = all).
+        input_format: the input's format (openai, sharegpt, ...); detected from the first record when null.
+        skip_invalid: skip malformed input records and count them in the manifest, instead of stopping.
         max_in_flight: prompts worked on at once.
-        details: keep the judges' analyses in the records (failures always keep their raw replies).
     """
 
     n: int = 10
     min_scored: int = 5
     min_margin: float = 1.0
-    settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=1.0, max_tokens=1024))
+    settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=1.0, max_tokens=1024),
+                                         metadata={"cli": "", "cli_rename": {"n": "--sampling-n"}})
+    prompts: str = "whole"
+    limit: int = 0
+    input_format: str | None = field(default=None, metadata={"cli": "--from"})
+    skip_invalid: bool = False
     max_in_flight: int = 16
-    details: bool = True
 
     def __post_init__(self) -> None:
         if self.n < 2 or not 2 <= self.min_scored <= self.n:
             raise ConfigError(f"need n >= 2 and 2 <= min_scored <= n (got n={self.n}, min_scored={self.min_scored})")
         if self.min_margin < 0:
             raise ConfigError(f"min_margin must be >= 0, got {self.min_margin}")
+        if self.prompts not in PROMPTS:
+            raise ConfigError(f"prompts must be one of {', '.join(PROMPTS)}, got {self.prompts!r}")
 
 
 @dataclass
@@ -171,3 +186,20 @@ def write_pairs(records_path: str | Path, pairs_path: str | Path) -> int:
     pairs = (PreferencePair(r["id"], r["prompt"], r["chosen"], r["rejected"], pair_meta(r))
              for r in sorted(read_stage_output(records_path), key=lambda r: r["id"]) if r["status"] == "ok")
     return write_records(pairs_path, pairs, "trl-pref")
+
+
+def turn_prompts(conversations: Iterable[Conversation], which: str = "every_turn") -> Iterator[Conversation]:
+    """The prompts of dialogues (see :attr:`BestOfNConfig.prompts`): ``whole`` yields each conversation as it is;
+    ``every_turn`` and ``last`` yield ``<id>:<k>``, the history up to user turn k, with ``meta.reference`` from
+    ``meta.references[k]``."""
+    for conv in conversations:
+        if which == "whole":
+            yield conv
+            continue
+        references = conv.meta.get("references") or []
+        users = [i for i, m in enumerate(conv.messages) if m["role"] == "user"]
+        for k, index in enumerate(users):
+            if which == "last" and k != len(users) - 1:
+                continue
+            meta = {"reference": references[k]} if k < len(references) else {}
+            yield Conversation(f"{conv.id}:{k}", conv.messages[: index + 1], meta=meta)

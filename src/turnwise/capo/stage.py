@@ -3,6 +3,8 @@
     turnwise capo dialogues.jsonl pairs.jsonl --model ./tiny                      # any model
     turnwise capo dialogues.jsonl pairs.jsonl --model M --base-url URL --prompted  # instruction model
 
+The stage's settings and its one adapter are in :mod:`turnwise.capo.adapter`.
+
 For each dependent user turn (from a detect run, or the cue rules on the fly) and each strategy the mix
 selects, the negative writer answers the turn with a corrupted view of its history
 (:mod:`turnwise.capo.strategies`); the chosen answer is the dialogue's own (or a fresh one with the full
@@ -27,8 +29,9 @@ from turnwise.data.schema import Conversation, Message
 from turnwise.detect.rules import RuleDetector, TurnDecision
 from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel, GenerationSettings
+from turnwise.prompts import search_path
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stage.runner import Cost, run_bounded
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class CapoConfig:
 
     Attributes:
         mix: strategy → ratio; Parrot used all three (the default, 1:1:1). 0 turns a strategy off.
-        modes: strategy → mode (see :mod:`turnwise.capo.strategies`).
+        modes: strategy → mode (see :mod:`turnwise.capo.strategies`), e.g. ``neglect=prompted,misunderstanding=other``.
+        prompted: every strategy prompted (instruction models), whatever ``modes`` says.
         settings: sampling of the negative writer.
         chosen_settings: sampling of the chosen-answer model, when there is one.
         simulator_settings: sampling of the user simulator's invented opening turns.
@@ -46,18 +50,27 @@ class CapoConfig:
         max_similarity: a rejected answer this similar to the chosen one (0..1, normalised text) is dropped.
         min_confidence: only turns decided dependent with at least this confidence get pairs.
         exchanges: exchanges in a prompted invented history.
-        lang: prompt language for every dialogue; None picks it per dialogue.
+        lang: prompt and cue language for every dialogue, ``en`` or ``zh``; ``auto`` (or null) picks it per dialogue.
         seed: the run seed (mix selection, shuffles, borrowed dialogues, simulator samples).
+        limit: build pairs for the first N dialogues only (0 = all).
+        input_format: the input's format (openai, sharegpt, ...); detected from the first record when null.
+        skip_invalid: skip malformed input records and count them in the manifest, instead of stopping.
+        template_dir: a folder of prompt templates searched before the shipped ones (``capo/neglect.en.jinja``,
+            ``simulate/ask.en.jinja``...).
+        max_in_flight: dependent turns in work at once.
     """
 
     mix: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(STRATEGIES, 1.0))
     modes: Mapping[str, str] = field(
         default_factory=lambda: {"neglect": "plain", "hallucination": "simulator", "misunderstanding": "shuffle"}
     )
-    settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0.7, max_tokens=512))
-    chosen_settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0.7))
+    prompted: bool = False
+    settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0.7, max_tokens=512),
+                                         metadata={"cli": "", "cli_rename": {"seed": "--sampling-seed"}})
+    chosen_settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0.7),
+                                                metadata={"cli": "chosen-"})
     simulator_settings: GenerationSettings = field(
-        default_factory=lambda: GenerationSettings(temperature=1.0, max_tokens=128)
+        default_factory=lambda: GenerationSettings(temperature=1.0, max_tokens=128), metadata={"cli": "simulator-"}
     )
     simulator_prompt: str = "ask"
     max_similarity: float = 0.9
@@ -65,8 +78,19 @@ class CapoConfig:
     exchanges: int = 1
     lang: str | None = None
     seed: int = 0
+    limit: int = 0
+    input_format: str | None = field(default=None, metadata={"cli": "--from"})
+    skip_invalid: bool = False
+    template_dir: str | None = None
+    max_in_flight: int = 64
 
     def __post_init__(self) -> None:
+        if self.prompted:
+            object.__setattr__(self, "modes", dict.fromkeys(STRATEGIES, "prompted"))
+        if self.lang == "auto":
+            object.__setattr__(self, "lang", None)
+        if self.lang not in (None, "en", "zh"):
+            raise ConfigError(f"lang must be auto, en or zh, got {self.lang!r}")
         for strategy, mode in self.modes.items():
             if strategy not in MODES or mode not in MODES[strategy]:
                 raise ConfigError(f"unknown mode {mode!r} for {strategy} (expected one of "
@@ -110,7 +134,9 @@ def _simulator_views(config: CapoConfig) -> dict[str, list[Message]]:
     """The user simulator's view of an empty dialogue, per language (its system prompt and opener)."""
     from turnwise.simulate.prompts import flip_roles, simulator_prompt
 
-    return {lang: flip_roles([], simulator_prompt(config.simulator_prompt, lang)) for lang in ("en", "zh")}
+    path = search_path(config.template_dir)
+    return {lang: flip_roles([], simulator_prompt(config.simulator_prompt, lang, search_path=path))
+            for lang in ("en", "zh")}
 
 
 async def _chosen_answer(task: PairTask, models: CapoModels, config: CapoConfig) -> tuple[str | None, str, Cost]:
@@ -195,7 +221,8 @@ def strategy_env(conversations: Sequence[Conversation], config: CapoConfig, mode
     needs_views = config.mix.get("hallucination", 0) > 0 and config.modes.get("hallucination") == "simulator"
     return StrategyEnv(models, dict(config.modes), config.settings, config.simulator_settings,
                        pool=history_pool(conversations), seed=config.seed, exchanges=config.exchanges,
-                       simulator_views=_simulator_views(config) if needs_views else {})
+                       simulator_views=_simulator_views(config) if needs_views else {},
+                       search_path=search_path(config.template_dir))
 
 
 async def run_capo(

@@ -32,10 +32,10 @@ from typing import Any
 
 from turnwise.capo.tasks import PairTask, stable_seed
 from turnwise.data.schema import Message, validate_messages
-from turnwise.detect.prompts import render_prompt
 from turnwise.errors import SchemaError
 from turnwise.models.base import ChatModel, GenerationSettings
-from turnwise.stages.runner import Cost
+from turnwise.prompts import render
+from turnwise.stage.runner import Cost
 
 STRATEGIES = ("neglect", "hallucination", "misunderstanding")
 MODES: dict[str, tuple[str, ...]] = {
@@ -75,6 +75,7 @@ class StrategyEnv:
         exchanges: exchanges in a prompted invented history.
         simulator_views: language → the user simulator's view of an empty dialogue (system prompt and
             opener), from :mod:`turnwise.simulate.prompts`.
+        search_path: template folders searched before the package's own.
     """
 
     models: CapoModels
@@ -85,6 +86,7 @@ class StrategyEnv:
     seed: int = 0
     exchanges: int = 1
     simulator_views: Mapping[str, Sequence[Message]] = field(default_factory=dict)
+    search_path: tuple[str, ...] = ()
 
 
 @dataclass
@@ -141,7 +143,7 @@ async def neglect(task: PairTask, env: StrategyEnv, cost: Cost) -> Negative:
     content = task.query
     if mode == "prompted":
         template = f"capo/neglect.{task.lang}.jinja"
-        content = render_prompt("capo", "neglect", task.lang, query=task.query)
+        content = render("capo/neglect", task.lang, search_path=env.search_path, query=task.query)
     text = await _ask(env.models.negative, [*_system(task), {"role": "user", "content": content}], env.settings, cost)
     return Negative(text, mode, template=template)
 
@@ -159,7 +161,8 @@ async def hallucination(task: PairTask, env: StrategyEnv, cost: Cost) -> Negativ
 
 
 async def _invent_prompted(task: PairTask, env: StrategyEnv, cost: Cost) -> list[Message]:
-    prompt = render_prompt("capo", "hallucination", task.lang, query=task.query, exchanges=env.exchanges)
+    prompt = render("capo/hallucination", task.lang, search_path=env.search_path, query=task.query,
+                    exchanges=env.exchanges)
     raw = await _ask(env.models.negative, [{"role": "user", "content": prompt}], env.settings, cost)
     try:
         return parse_history(raw)
@@ -203,7 +206,8 @@ async def misunderstanding(task: PairTask, env: StrategyEnv, cost: Cost) -> Nega
     """Answer the dependent turn with the wrong history (or, prompted, the wrong referent)."""
     mode = env.modes["misunderstanding"]
     if mode == "prompted":
-        prompt = render_prompt("capo", "misunderstanding", task.lang, history=task.history, query=task.query)
+        prompt = render("capo/misunderstanding", task.lang, search_path=env.search_path, history=task.history,
+                        query=task.query)
         text = await _ask(env.models.negative, [*_system(task), {"role": "user", "content": prompt}], env.settings,
                           cost)
         return Negative(text, mode, template=f"capo/misunderstanding.{task.lang}.jinja")

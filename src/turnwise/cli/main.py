@@ -35,40 +35,25 @@ def _options(
 
 def _register() -> None:
     # Imported here so that `turnwise --help` stays fast: command modules import their heavy
-    # dependencies inside the command bodies, never at module level.
-    from turnwise.cli import convert, generate, mask, quickstart, simulate, tiny, train
+    # dependencies inside the command bodies, never at module level. A stage's command is generated from
+    # its declaration (turnwise.cli.command): the very adapter and settings a recipe stage of that kind runs.
+    from turnwise.cli import convert, mask, quickstart, rag, rewrite, tiny, train
+    from turnwise.cli import eval as eval_cli
+    from turnwise.cli import run as run_cli
+    from turnwise.cli.command import stage_command
 
     app.command("convert")(convert.convert)
-    app.command("generate")(generate.generate)
+    for name, stage in (("generate", "generate"), ("simulate", "simulate"), ("ask-data", "ask_data"),
+                        ("detect", "detect"), ("capo", "capo"), ("score", "score"), ("bestofn", "bestofn")):
+        app.command(name)(stage_command(stage))
+    app.add_typer(train.app, name="train")
+    app.add_typer(eval_cli.app, name="eval")  # multi-turn evaluation: answer, judge, report, run
+    app.add_typer(rewrite.app, name="rewrite")  # multi-turn RAG: rewrite follow-ups, retrieve, answer
+    app.add_typer(rag.app, name="rag")
+    app.command("run")(run_cli.run)  # the recipe runner: stages chained, outputs content-addressed
+    app.command("quickstart")(quickstart.quickstart)
     app.command("show-mask")(mask.show_mask)
     app.command("tiny-model")(tiny.tiny_model)
-    app.command("quickstart")(quickstart.quickstart)
-    app.command("simulate")(simulate.simulate)
-    app.command("ask-data")(simulate.ask_data)
-    app.add_typer(train.app, name="train")
-
-    from turnwise.cli import capo, detect  # context-dependence detection and CaPO pairs
-
-    app.command("detect")(detect.detect)
-    app.command("capo")(capo.capo)
-
-    from turnwise.cli import bestofn, score  # AI-feedback scores (LongReward) and best-of-N pairs
-
-    app.command("score")(score.score)
-    app.command("bestofn")(bestofn.bestofn)
-
-    from turnwise.cli import eval as eval_cli  # multi-turn evaluation: answer, judge, report, run
-
-    app.add_typer(eval_cli.app, name="eval")
-
-    from turnwise.cli import rag, rewrite  # multi-turn RAG: rewrite follow-ups, retrieve, answer
-
-    app.add_typer(rewrite.app, name="rewrite")
-    app.add_typer(rag.app, name="rag")
-
-    from turnwise.cli import run as run_cli  # the recipe runner: stages chained, outputs content-addressed
-
-    app.command("run")(run_cli.run)
 
 
 _register()

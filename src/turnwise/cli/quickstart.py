@@ -23,7 +23,7 @@ def quickstart(
     """Run the quickstart recipe (a tiny model, the whole loop, offline, on a CPU) for each seed and print the
     held-out accuracy over the seeds: SFT, the fair baseline, CaPO-DPO, best-of-N DPO and each CaPO strategy."""
     from turnwise.cli.run import plan_table, progress_view, summary_table
-    from turnwise.quickstart import run_quickstart
+    from turnwise.quickstart.run import run_quickstart
 
     try:
         chosen = [int(s) for s in seeds.split(",")] if seeds else None

@@ -23,7 +23,7 @@ def tiny_model(
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
 ) -> None:
     """Build a tiny Qwen2-architecture model with a freshly trained tokenizer; nothing is downloaded."""
-    from turnwise.testing.tiny_model import build_tiny_model
+    from turnwise.quickstart.tiny_model import build_tiny_model
 
     path = build_tiny_model(
         out_dir,

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from turnwise.data.schema import Message
-from turnwise.detect.prompts import render_prompt
 from turnwise.detect.rules import TurnDecision, logistic
+from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel, GenerationSettings
-from turnwise.stages.runner import Cost
+from turnwise.prompts import render
+from turnwise.stage.runner import Cost
 
 _VERDICT = re.compile(r"^\W*verdict\W*[:：]\s*\W*(dependent|standalone)\W*$", re.IGNORECASE)
 _ANY_VERDICT = re.compile(r"verdict\W*[:：]", re.IGNORECASE)
@@ -57,15 +58,18 @@ class JudgeConfig:
             ``uncertain`` (turns whose cue confidence is below ``uncertain_below``).
         judge_weight: log-odds the verdict adds for its label.
         uncertain_below: the confidence under which a turn counts as uncertain.
-        lang: prompt language, ``en`` or ``zh``; None picks it from the conversation.
-        settings: generation settings of the judge's calls.
+        settings: generation settings of the judge's calls (the prompt's language is the conversation's).
     """
 
     judge_on: str = "dependent"
     judge_weight: float = 5.0
     uncertain_below: float = 0.9
-    lang: str | None = None
-    settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0, max_tokens=256))
+    settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0, max_tokens=256),
+                                         metadata={"cli": "judge-"})
+
+    def __post_init__(self) -> None:
+        if self.judge_on not in JUDGE_ON:
+            raise ConfigError(f"judge_on must be one of {', '.join(JUDGE_ON)}, got {self.judge_on!r}")
 
     def wants(self, decision: TurnDecision) -> bool:
         if self.judge_on == "all":
@@ -75,11 +79,12 @@ class JudgeConfig:
         return decision.dependent
 
 
-def judge_prompt(messages: Sequence[Message], decision: TurnDecision, lang: str) -> str:
+def judge_prompt(messages: Sequence[Message], decision: TurnDecision, lang: str,
+                 search_path: Sequence[str] = ()) -> str:
     history = [m for m in messages[: decision.index] if m["role"] != "system"]
     cues = [e for e in decision.evidence if e.get("weight", 0) > 0]
-    return render_prompt("detect", "judge", lang, history=history, turn=messages[decision.index]["content"],
-                         cues=cues)
+    return render("detect/judge", lang, search_path=search_path, history=history,
+                  turn=messages[decision.index]["content"], cues=cues)
 
 
 def apply_verdict(decision: TurnDecision, verdict: bool, weight: float, raw: str) -> TurnDecision:
@@ -100,14 +105,15 @@ class JudgeOutcome:
 
 
 async def judge_decisions(
-    messages: Sequence[Message], decisions: list[TurnDecision], model: ChatModel, config: JudgeConfig, lang: str
+    messages: Sequence[Message], decisions: list[TurnDecision], model: ChatModel, config: JudgeConfig, lang: str,
+    search_path: Sequence[str] = (),
 ) -> JudgeOutcome:
     """Ask the judge about the turns ``config`` selects (one batched call); failures keep the cue decision."""
     asked = [d for d in decisions if config.wants(d)]
     cost = Cost()
     if not asked:
         return JudgeOutcome(decisions, [], cost)
-    prompts = [[{"role": "user", "content": judge_prompt(messages, d, lang)}] for d in asked]
+    prompts = [[{"role": "user", "content": judge_prompt(messages, d, lang, search_path)}] for d in asked]
     completions = await model.chat(prompts, config.settings)
     judged: dict[int, TurnDecision] = {}
     failures = []

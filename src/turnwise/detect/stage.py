@@ -22,7 +22,7 @@ from turnwise.detect.text import language
 from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded, unfinished
+from turnwise.stage.runner import Cost, run_bounded, unfinished
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,13 @@ class DetectConfig:
         detector: the cue rules and their weights.
         lang: ``en`` or ``zh`` for every conversation; None detects it per conversation from its user turns.
         judge: how to ask the LLM judge; None runs the cues alone.
+        search_path: template folders searched before the package's own (``detect/judge.<lang>.jinja``).
     """
 
     detector: RuleDetector = field(default_factory=RuleDetector)
     lang: str | None = None
     judge: JudgeConfig | None = None
+    search_path: tuple[str, ...] = ()
 
 
 @dataclass
@@ -71,7 +73,8 @@ async def detect_conversation(
                            meta=meta)
     status, reason = "ok", None
     if config.judge is not None and judge_model is not None:
-        outcome = await judge_decisions(conv.messages, decisions, judge_model, config.judge, lang)
+        outcome = await judge_decisions(conv.messages, decisions, judge_model, config.judge, lang,
+                                        config.search_path)
         decisions = outcome.decisions
         meta["judge"] = {"backend": judge_model.backend, "model": judge_model.model,
                          "template": f"detect/judge.{lang}.jinja", "failures": outcome.failures}

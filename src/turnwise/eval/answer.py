@@ -3,7 +3,7 @@
     turnwise eval answer question.jsonl answers.jsonl --model Qwen/Qwen2.5-7B-Instruct --base-url ...
 
 With an *own* history (MT-Bench, MT-Eval, your N-turn files) the model answers the first turn, then each
-next one with its own earlier answers in the history: exactly :func:`turnwise.stages.generate.answer_conversation`,
+next one with its own earlier answers in the history: exactly :func:`turnwise.generate.core.answer_conversation`,
 which this module reuses. With a *gold* history (MT-Bench-101) each judged turn is answered on its own,
 after the benchmark's history, so those calls run at once.
 
@@ -26,10 +26,10 @@ from typing import Any
 from turnwise.data.schema import Conversation
 from turnwise.errors import ConfigError, InputError
 from turnwise.eval.items import EvalItem
+from turnwise.generate.core import answer_conversation
 from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.records import RecordStore, make_record, read_stage_output
-from turnwise.stages.generate import answer_conversation
-from turnwise.stages.runner import Cost, run_bounded, unfinished
+from turnwise.stage.runner import Cost, run_bounded, unfinished
 
 # FastChat fastchat/llm_judge/common.py: temperature_config.
 MT_BENCH_TEMPERATURES: Mapping[str, float] = MappingProxyType({

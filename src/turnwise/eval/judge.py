@@ -26,9 +26,9 @@ from turnwise.eval.answer import StageTotals
 from turnwise.eval.items import EvalItem
 from turnwise.judge.core import Judge, ask_judge
 from turnwise.judge.parse import parse_rating
-from turnwise.judge.templates import resolve_lang
+from turnwise.prompts import resolve_lang
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stage.runner import Cost, run_bounded
 
 
 @dataclass(frozen=True)

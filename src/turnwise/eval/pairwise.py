@@ -21,9 +21,9 @@ from turnwise.eval.items import EvalItem
 from turnwise.eval.judge import EvalJudgeConfig, failure_reason, missing_answer, prompt_variables, shown_answers
 from turnwise.judge.core import Judge, ask_judge
 from turnwise.judge.parse import parse_label
-from turnwise.judge.templates import resolve_lang
+from turnwise.prompts import resolve_lang
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded
+from turnwise.stage.runner import Cost, run_bounded
 
 VERDICTS = {"A": 1.0, "B": -1.0, "C": 0.0, "tie": 0.0}
 OUTCOMES = ("model", "baseline", "tie")

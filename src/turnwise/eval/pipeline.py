@@ -22,7 +22,7 @@ from turnwise.eval.judge import EvalJudgeConfig, grade_record
 from turnwise.judge.core import Judge
 from turnwise.models.base import ChatModel
 from turnwise.records import RecordStore, read_stage_output
-from turnwise.stages.runner import run_bounded, unfinished
+from turnwise.stage.runner import run_bounded, unfinished
 
 Callback = Callable[[dict[str, Any]], None]
 

@@ -13,7 +13,7 @@ Templates live in ``turnwise/templates/<family>/<name>.<lang>.jinja`` (``score/`
 
 from turnwise.judge.core import Judge, Judgement, RetryPolicy, ask_judge
 from turnwise.judge.parse import ParseError, parse_label, parse_rating, parse_tagged
-from turnwise.judge.templates import LANGS, detect_lang, prompt_messages, render, resolve_lang
+from turnwise.prompts import LANGS, detect_lang, prompt_messages, render, resolve_lang
 
 __all__ = [
     "LANGS",

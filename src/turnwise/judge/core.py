@@ -24,9 +24,9 @@ from typing import Any, Generic, TypeVar
 from turnwise.data.schema import Message
 from turnwise.errors import ConfigError
 from turnwise.judge.parse import ParseError
-from turnwise.judge.templates import prompt_messages
 from turnwise.models.base import ChatModel, GenerationSettings
-from turnwise.stages.runner import Cost
+from turnwise.prompts import prompt_messages
+from turnwise.stage.runner import Cost
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from typing import Any
 from turnwise.data.schema import Conversation, Message
 from turnwise.rag.engine import RagEngine
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded, unfinished
+from turnwise.stage.runner import Cost, run_bounded, unfinished
 
 
 @dataclass

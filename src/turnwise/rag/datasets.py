@@ -36,7 +36,7 @@ from turnwise.data.formats import SkipReport, read_records
 from turnwise.data.io import iter_records
 from turnwise.data.schema import Conversation, Message
 from turnwise.errors import ConfigError, InputError, SchemaError
-from turnwise.judge.templates import detect_lang
+from turnwise.prompts import detect_lang
 from turnwise.rag.metrics import tokens
 
 

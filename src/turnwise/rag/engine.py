@@ -24,13 +24,13 @@ from turnwise.data.render import render
 from turnwise.data.schema import Message
 from turnwise.data.truncate import TokenCounter, TruncationInfo, truncate_history
 from turnwise.errors import ConfigError
-from turnwise.judge.templates import LANGS, detect_lang
-from turnwise.judge.templates import render as render_template
 from turnwise.models.base import ChatModel, GenerationSettings
+from turnwise.prompts import LANGS, detect_lang
+from turnwise.prompts import render as render_template
 from turnwise.rag.index import Found
 from turnwise.rag.rewriter import Rewrite, Rewriter
 from turnwise.retrieval.chunking import count_tokens as regex_tokens
-from turnwise.stages.runner import Cost
+from turnwise.stage.runner import Cost
 
 _MESSAGE_OVERHEAD = 4  # role and separators per message, when no tokenizer is at hand
 

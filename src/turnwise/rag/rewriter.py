@@ -29,11 +29,11 @@ from turnwise.detect.rules import RuleDetector, TurnDecision
 from turnwise.errors import ConfigError
 from turnwise.judge.core import RetryPolicy, ask_judge
 from turnwise.judge.parse import ParseError
-from turnwise.judge.templates import LANGS, detect_lang, prompt_messages
 from turnwise.models.base import ChatModel
+from turnwise.prompts import LANGS, detect_lang, prompt_messages
 from turnwise.rag.metrics import tokens
 from turnwise.retrieval.chunking import count_tokens
-from turnwise.stages.runner import Cost
+from turnwise.stage.runner import Cost
 
 VARIANTS = ("cot", "direct")
 GATES = ("rules", "always")

@@ -20,7 +20,7 @@ from typing import Any
 from turnwise.rag.datasets import RewriteExample
 from turnwise.rag.rewriter import Rewrite, Rewriter
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded, unfinished
+from turnwise.stage.runner import Cost, run_bounded, unfinished
 
 
 @dataclass

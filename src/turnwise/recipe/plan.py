@@ -20,9 +20,10 @@ from typing import Any
 
 from turnwise.errors import ConfigError
 from turnwise.recipe.hashing import ContentHasher, digest
-from turnwise.recipe.registry import Kind, kinds
-from turnwise.recipe.settings import plain_settings
 from turnwise.recipe.spec import Recipe, StageSpec
+from turnwise.stage.settings import plain_settings
+from turnwise.stage.spec import Stage
+from turnwise.stage.table import load_stages
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class PlannedStage:
     """
 
     spec: StageSpec
-    kind: Kind
+    kind: Stage
     key: str
     fingerprint: dict[str, Any]
     dir: Path
@@ -107,7 +108,7 @@ def make_plan(recipe: Recipe, *, from_stage: str | None = None, only: str | None
         if name is not None:
             recipe.stage(name)
     plan = Plan(recipe, hasher=hasher or ContentHasher(recipe.out_dir / "hashes.json"))
-    registry = kinds()
+    registry = load_stages()
     keys: dict[str, str] = {}
     for spec in recipe.stages:
         fingerprint = _fingerprint(recipe, spec, registry[spec.kind], keys, plan.hasher)
@@ -122,13 +123,19 @@ def make_plan(recipe: Recipe, *, from_stage: str | None = None, only: str | None
     return plan
 
 
-def _fingerprint(recipe: Recipe, spec: StageSpec, kind: Kind, keys: dict[str, str],
+def _fingerprint(recipe: Recipe, spec: StageSpec, kind: Stage, keys: dict[str, str],
                  hasher: ContentHasher) -> dict[str, Any]:
     inputs = {name: [_input_identity(recipe, spec, name, ref, keys, hasher) for ref in refs]
               for name, refs in sorted(spec.inputs.items())}
     models = {role: model_identity(recipe, name, keys, hasher) for role, name in sorted(spec.models.items())}
-    return {"kind": kind.name, "version": kind.version, "settings": plain_settings(spec.settings, tuple(kind.provided)),
-            "inputs": inputs, "models": models}
+    fingerprint = {"kind": kind.name, "version": kind.version, "inputs": inputs, "models": models,
+                   "settings": plain_settings(spec.settings, tuple(kind.provided))}
+    templates = getattr(spec.settings, "template_dir", None)
+    if templates:  # the prompts a stage renders are part of what it computes, not only the folder's name
+        if not Path(templates).is_dir():
+            raise ConfigError(f"{recipe.path}: {spec.where}: settings.template_dir: {templates} is not a folder")
+        fingerprint["templates"] = hasher.path(templates)
+    return fingerprint
 
 
 def _input_identity(recipe: Recipe, spec: StageSpec, port: str, ref: Any, keys: dict[str, str],

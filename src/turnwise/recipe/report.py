@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from turnwise.records import atomic_write_text
+from turnwise.stage.context import StageContext, StageResult
+from turnwise.stage.spec import Output, Port, Stage
 
 
 @dataclass
@@ -46,13 +48,13 @@ def _cost(cost: dict[str, Any]) -> str:
 def _changed_settings(entry: Entry) -> str:
     """The settings that differ from the kind's defaults, ``key=value``."""
     from turnwise.recipe.plan import _flat_diff
-    from turnwise.recipe.registry import kinds
-    from turnwise.recipe.settings import build_settings, plain_settings
+    from turnwise.stage.settings import build_settings, plain_settings
+    from turnwise.stage.table import STAGES, load_stage
 
-    kind = kinds().get(entry.kind)
     settings = (entry.record or {}).get("settings", {})
-    if kind is None:
+    if entry.kind not in STAGES:
         return ""
+    kind = load_stage(entry.kind)
     defaults = plain_settings(build_settings(kind.settings, {}, entry.name, provided=kind.provided),
                               tuple(kind.provided))
     changed = _flat_diff(defaults, settings)
@@ -179,3 +181,46 @@ def write_run_report(result: Any) -> Path:
                        "summary": (e.record or {}).get("summary", "")} for e in entries]}
     atomic_write_text(out / "run.json", json.dumps(run, indent=2, ensure_ascii=False) + "\n")
     return md
+
+
+@dataclass
+class ReportSettings:
+    """Settings of ``report``.
+
+    Attributes:
+        title: the page's title.
+    """
+
+    title: str = "turnwise recipe report"
+
+
+def stage_folder(path: Path) -> Path:
+    """The stage folder an output lives in (the nearest folder upwards with a ``stage.json``)."""
+    from turnwise.errors import TurnwiseError
+    from turnwise.recipe.plan import STAGE_FILE
+
+    for folder in [path, *path.parents]:
+        if (folder / STAGE_FILE).is_file():
+            return folder
+    raise TurnwiseError(f"{path} is not inside a stage folder (no {STAGE_FILE} above it)")
+
+
+def report(ctx: StageContext) -> StageResult:
+    """The ``report`` stage: the stages it reads, their keys, results and artefacts, in its own folder."""
+    from turnwise.recipe.plan import stage_record
+
+    entries = []
+    for path in ctx.inputs.get("stages", []):
+        folder = stage_folder(path)
+        record = stage_record(folder) or {}
+        entries.append(Entry(record.get("name", folder.name), record.get("kind", "?"), record.get("key", ""), folder,
+                             record))
+    header = [f"{len(entries)} stages; each folder is named by the stage and the first 12 hex digits of its key."]
+    write_report(entries, ctx.layout.dir, ctx.settings.title, header, with_status=False)
+    return StageResult(ctx.outputs(), f"{len(entries)} stages reported")
+
+
+STAGE = Stage("report", "A report of the stages it reads: keys, results and links to every artefact.", ReportSettings,
+              report, inputs=(Port("stages", "the stages to report (default: every earlier stage)", required=False,
+                                   many=True),),
+              outputs=(Output("report", "report.md"), Output("html", "report.html")))

@@ -25,10 +25,10 @@ from typing import Any
 
 from turnwise.errors import TurnwiseError
 from turnwise.models.base import ModelSpec
-from turnwise.recipe.context import ResolvedModel, StageContext, StageResult
 from turnwise.recipe.plan import STAGE_FILE, Plan, PlannedStage, stage_record
-from turnwise.recipe.settings import plain_settings
 from turnwise.records import atomic_write_text, package_versions
+from turnwise.stage.context import Layout, ResolvedModel, StageContext, StageResult
+from turnwise.stage.settings import plain_settings
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _run_stage(plan: Plan, stage: PlannedStage, emit: Observer, torch_ready: Cal
 
 
 def _check_outputs(stage: PlannedStage, output: StageResult) -> None:
-    for name in stage.kind.outputs:
+    for name in stage.kind.output_names:
         path = output.outputs.get(name)
         if path is None or not (stage.dir / path).exists():
             raise TurnwiseError(f"stage {stage.name} ({stage.kind.name}) did not write its output {name!r}"
@@ -192,8 +192,9 @@ def build_context(plan: Plan, stage: PlannedStage, on_progress: Callable[[int, i
         inputs[port] = [output_path(plan, ref.stage, ref.output) if ref.stage else Path(ref.file) for ref in refs]
         labels[port] = [ref.label for ref in refs]
     models = {role: resolve_model(plan, name) for role, name in stage.spec.models.items()}
-    return StageContext(stage.name, stage.kind.name, stage.key, stage.dir, stage.spec.settings, inputs, models,
-                        labels, plan.recipe.out_dir / "cache.sqlite", plan.hasher, on_progress)
+    return StageContext(stage.kind, stage.name, Layout(stage.dir), stage.spec.settings, inputs, models, labels,
+                        plan.recipe.out_dir / "cache.sqlite", key=stage.key, hasher=plan.hasher,
+                        on_progress=on_progress)
 
 
 def output_path(plan: Plan, stage_name: str, output: str) -> Path:

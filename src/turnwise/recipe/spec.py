@@ -22,8 +22,9 @@ from typing import Any
 from turnwise.config import coerce, read_yaml
 from turnwise.errors import ConfigError
 from turnwise.models.base import ModelSpec
-from turnwise.recipe.registry import Kind, kinds
-from turnwise.recipe.settings import build_settings, plain
+from turnwise.stage.settings import build_settings, merge, plain
+from turnwise.stage.spec import Stage
+from turnwise.stage.table import load_stages
 
 TOP_KEYS = ("description", "out_dir", "seed", "torch_threads", "models", "stages", "fast")
 STAGE_KEYS = ("name", "kind", "description", "inputs", "models", "settings")
@@ -176,14 +177,6 @@ def _check_fast(block: Any, stages: list[Mapping[str, Any]], problems: _Problems
             problems.add(f"fast.stages.{name}", "expected a mapping of setting: value")
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``, mappings merged key by key."""
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, Mapping) else value
-    return out
-
-
 def _apply_fast(data: dict[str, Any]) -> None:
     block = data.get("fast") or {}
     if block.get("out_dir"):
@@ -191,7 +184,7 @@ def _apply_fast(data: dict[str, Any]) -> None:
     for stage in data["stages"]:
         over = (block.get("stages") or {}).get(stage.get("name"))
         if over:
-            stage["settings"] = _merge(dict(stage.get("settings") or {}), over)
+            stage["settings"] = merge(dict(stage.get("settings") or {}), over)
 
 
 def _apply_set(data: dict[str, Any], item: str, path: Path) -> None:
@@ -252,7 +245,7 @@ def _parse_models(raw: Any, problems: _Problems) -> dict[str, ModelRef]:
 
 def _parse_stages(raw: list[Mapping[str, Any]], models: dict[str, ModelRef], seed: int,
                   problems: _Problems) -> list[StageSpec]:
-    registry, stages, earlier = kinds(), [], {}
+    registry, stages, earlier = load_stages(), [], {}
     all_names = [s.get("name") for s in raw]
     for index, data in enumerate(raw):
         where = f"stages[{index}]" + (f" {data['name']}" if isinstance(data.get("name"), str) else "")
@@ -279,7 +272,7 @@ def _parse_stages(raw: list[Mapping[str, Any]], models: dict[str, ModelRef], see
     return stages
 
 
-def _parse_inputs(raw: Any, kind: Kind, earlier: dict[str, Kind], all_names: list[Any], where: str,
+def _parse_inputs(raw: Any, kind: Stage, earlier: dict[str, Stage], all_names: list[Any], where: str,
                   problems: _Problems) -> dict[str, list[Ref]]:
     if not isinstance(raw, Mapping):
         problems.add(f"{where}: inputs", "expected a mapping of input: stage or file")
@@ -299,13 +292,13 @@ def _parse_inputs(raw: Any, kind: Kind, earlier: dict[str, Kind], all_names: lis
         inputs[str(name)] = [r for r in refs if r is not None]
     for port in kind.inputs:
         if port.name not in inputs and port.name == "stages" and not port.required:
-            inputs[port.name] = [Ref(s, earlier[s].outputs[0]) for s in earlier if earlier[s].outputs]
+            inputs[port.name] = [Ref(s, earlier[s].output_names[0]) for s in earlier if earlier[s].outputs]
         elif port.name not in inputs and port.required:
             problems.add(f"{where}: inputs", f"missing input {port.name!r} ({port.doc})")
     return inputs
 
 
-def _ref(value: Any, earlier: dict[str, Kind], all_names: list[Any], where: str, problems: _Problems) -> Ref | None:
+def _ref(value: Any, earlier: dict[str, Stage], all_names: list[Any], where: str, problems: _Problems) -> Ref | None:
     if isinstance(value, Mapping) and set(value) == {"file"}:
         return Ref(file=str(value["file"]))
     if not isinstance(value, str) or not value:
@@ -314,10 +307,10 @@ def _ref(value: Any, earlier: dict[str, Kind], all_names: list[Any], where: str,
     stage, sep, output = value.partition(":")
     if stage in earlier:
         kind = earlier[stage]
-        output = output if sep else kind.outputs[0]
-        if output not in kind.outputs:
+        output = output if sep else kind.output_names[0]
+        if output not in kind.output_names:
             problems.add(where, f"stage {stage} ({kind.name}) has no output {output!r}; outputs: "
-                         f"{', '.join(kind.outputs)}")
+                         f"{', '.join(kind.output_names)}")
             return None
         return Ref(stage, output)
     if stage in all_names:
@@ -326,7 +319,7 @@ def _ref(value: Any, earlier: dict[str, Kind], all_names: list[Any], where: str,
     return Ref(file=value)
 
 
-def _parse_roles(raw: Any, kind: Kind, models: dict[str, ModelRef], earlier: dict[str, Kind], where: str,
+def _parse_roles(raw: Any, kind: Stage, models: dict[str, ModelRef], earlier: dict[str, Stage], where: str,
                  problems: _Problems) -> dict[str, str]:
     if not isinstance(raw, Mapping):
         problems.add(f"{where}: models", "expected a mapping of role: model name")
@@ -341,7 +334,7 @@ def _parse_roles(raw: Any, kind: Kind, models: dict[str, ModelRef], earlier: dic
             problems.add(key, f"no model named {name!r} under models: ({', '.join(models) or 'none'})")
         elif (source := models[name].from_stage) is not None and source not in earlier:
             problems.add(key, f"model {name!r} comes from stage {source!r}, which must be an earlier stage")
-        elif source is not None and "model" not in earlier[source].outputs:
+        elif source is not None and "model" not in earlier[source].output_names:
             problems.add(key, f"model {name!r} comes from stage {source!r} ({earlier[source].name}), "
                          "which writes no model")
         else:
@@ -352,7 +345,7 @@ def _parse_roles(raw: Any, kind: Kind, models: dict[str, ModelRef], earlier: dic
     return roles
 
 
-def _parse_settings(raw: Any, kind: Kind, seed: int, where: str, problems: _Problems) -> Any:
+def _parse_settings(raw: Any, kind: Stage, seed: int, where: str, problems: _Problems) -> Any:
     from turnwise.config import field_types
 
     if isinstance(raw, Mapping) and "seed" in field_types(kind.settings) and "seed" not in raw:

@@ -26,7 +26,7 @@ from typing import Any
 
 from turnwise.errors import ConfigError
 from turnwise.judge.core import Judge
-from turnwise.judge.templates import resolve_lang
+from turnwise.prompts import resolve_lang
 from turnwise.retrieval.retriever import Retriever
 from turnwise.score.completeness import KeyPoints, completeness, extract_points
 from turnwise.score.dimensions import history_view, rate

@@ -18,7 +18,7 @@ from typing import Any
 from turnwise.data.schema import Conversation
 from turnwise.records import RecordStore, make_record
 from turnwise.score.types import ScoreBatch, ScoreCost, ScoreInput, Scorer
-from turnwise.stages.runner import run_bounded, unfinished
+from turnwise.stage.runner import run_bounded, unfinished
 
 
 @dataclass

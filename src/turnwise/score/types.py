@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from turnwise.data.schema import Message
-from turnwise.stages.runner import Cost
+from turnwise.stage.runner import Cost
 
 OK, NA, FAILED = "ok", "n/a", "failed"
 

@@ -27,6 +27,7 @@ from typing import Any
 from turnwise.data.formats import SkipReport, check_format, read_records, write_records
 from turnwise.data.schema import Conversation, Message, PreferencePair
 from turnwise.errors import ConfigError
+from turnwise.prompts import search_path
 from turnwise.simulate.filters import detect_language
 from turnwise.simulate.prompts import LANGS, SimulatorPrompt, flip_roles, simulator_prompt
 
@@ -45,6 +46,7 @@ class AskDataConfig:
         system: replaces the template's system prompt (text or a file); ``""`` for no system prompt.
         opener: replaces the template's opener (text or a file).
         min_user_turns: dialogues with fewer user turns are skipped (1 keeps single-turn dialogues).
+        template_dir: a folder of prompt templates searched before the shipped ones (``simulate/ask.en.jinja``).
     """
 
     mode: str = "ask"
@@ -53,6 +55,7 @@ class AskDataConfig:
     system: str | None = None
     opener: str | None = None
     min_user_turns: int = 1
+    template_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.lang not in (*LANGS, "auto"):
@@ -65,7 +68,7 @@ class AskDataConfig:
         if lang == "auto":
             lang = "zh" if detect_language(first_user_turn) == "zh" else "en"
         return simulator_prompt(self.mode, lang, end_marker=self.end_marker, system=self.system,
-                                opener=self.opener)
+                                opener=self.opener, search_path=search_path(self.template_dir))
 
 
 def ask_messages(messages: list[Message], prompt: SimulatorPrompt) -> list[Message]:

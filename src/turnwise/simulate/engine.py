@@ -26,11 +26,12 @@ from typing import Any
 from turnwise.data.schema import Message
 from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel, GenerationSettings
+from turnwise.prompts import search_path
 from turnwise.records import RecordStore, make_record
 from turnwise.simulate.filters import FilterConfig, TurnHistory, check_user_turn, detect_language
 from turnwise.simulate.prompts import LANGS, MODES, SimulatorPrompt, flip_roles, simulator_prompt
 from turnwise.simulate.seeds import Seed
-from turnwise.stages.runner import Cost, run_bounded, unfinished
+from turnwise.stage.runner import Cost, run_bounded, unfinished
 
 # Backends that batch concurrent calls only when their settings are equal (MicroBatcher): a sampling seed
 # per dialogue would give every call settings of its own and no batch would form.
@@ -60,6 +61,12 @@ class SimulateConfig:
             ``attempt`` (from the run seed and the attempt only, so in-process backends can batch calls of
             different dialogues), or ``auto`` (``attempt`` for local and vllm, ``dialogue`` otherwise).
         max_in_flight: dialogues running at once; more than the backend's concurrency keeps it busy.
+        limit: grow only the first N seeds (0 = all).
+        input_format: the seeds file's format (``text`` for one first turn per line, openai, sharegpt, ...); null
+            detects it (``text`` for a ``.txt`` file).
+        skip_invalid: skip malformed seed records and count them in the manifest, instead of stopping.
+        template_dir: a folder of prompt templates searched before the shipped ones
+            (``simulate/ask.en.jinja``...).
     """
 
     turns: int = 8
@@ -72,13 +79,18 @@ class SimulateConfig:
     opener: str | None = None
     assistant_system: str | None = None
     user_settings: GenerationSettings = field(
-        default_factory=lambda: GenerationSettings(temperature=1.0, top_p=0.9, max_tokens=256))
+        default_factory=lambda: GenerationSettings(temperature=1.0, top_p=0.9, max_tokens=256),
+        metadata={"cli": "user-"})
     assistant_settings: GenerationSettings = field(
-        default_factory=lambda: GenerationSettings(temperature=0.7, max_tokens=1024))
-    filters: FilterConfig = field(default_factory=FilterConfig)
+        default_factory=lambda: GenerationSettings(temperature=0.7, max_tokens=1024), metadata={"cli": "assistant-"})
+    filters: FilterConfig = field(default_factory=FilterConfig, metadata={"cli": ""})
     seed: int = 0
     seed_scope: str = "auto"
     max_in_flight: int = 1024
+    limit: int = 0
+    input_format: str | None = field(default=None, metadata={"cli": "--from"})
+    skip_invalid: bool = False
+    template_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.turns < 1 or not 1 <= self.min_turns <= self.turns:
@@ -96,7 +108,8 @@ class SimulateConfig:
         """The simulator prompt for a dialogue in ``lang`` (``en`` or ``zh``)."""
         if lang not in self._prompts:
             self._prompts[lang] = simulator_prompt(self.mode, lang, end_marker=self.end_marker,
-                                                   system=self.user_system, opener=self.opener)
+                                                   system=self.user_system, opener=self.opener,
+                                                   search_path=search_path(self.template_dir))
         return self._prompts[lang]
 
     def dialogue_lang(self, seed_text: str) -> str:

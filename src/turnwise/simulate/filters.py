@@ -24,6 +24,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from turnwise.errors import ConfigError
 
@@ -63,7 +64,8 @@ class FilterConfig:
         min_chars: a user turn with fewer non-space characters is ``too_short``.
         near_duplicate: Jaccard similarity (words; character bigrams for Chinese) at or above which a user
             turn is a near-duplicate of an earlier user turn, or a copy of an earlier assistant answer.
-        sensitive_terms: terms that reject a user turn (case-insensitive; whole words for Latin script).
+        sensitive_terms: terms that reject a user turn (case-insensitive; whole words for Latin script); an entry
+            ``@FILE`` stands for the terms of a file, one per line.
         disabled: reasons not checked (any of ``too_short``, ``role_label``, ``answer``, ``repeated``,
             ``near_duplicate``, ``sensitive``, ``language``).
     """
@@ -71,7 +73,7 @@ class FilterConfig:
     min_chars: int = 3
     near_duplicate: float = 0.8
     sensitive_terms: Sequence[str] = ()
-    disabled: Sequence[str] = ()
+    disabled: Sequence[str] = field(default=(), metadata={"cli": "--disable-filter"})
     _sensitive: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +82,7 @@ class FilterConfig:
             raise ConfigError(f"cannot disable {sorted(unknown)}; filters: {', '.join(OPTIONAL_REASONS)}")
         if not 0.0 < self.near_duplicate <= 1.0:
             raise ConfigError(f"near_duplicate must be in (0, 1], got {self.near_duplicate}")
-        self._sensitive = sensitive_pattern(self.sensitive_terms)
+        self._sensitive = sensitive_pattern(read_terms(self.sensitive_terms))
 
     def on(self, reason: str) -> bool:
         return reason not in self.disabled
@@ -148,6 +150,25 @@ def detect_language(text: str) -> str | None:
     if cjk == 0 and latin < 2:
         return None
     return "zh" if 3 * cjk >= latin else "en"
+
+
+def read_terms(entries: Sequence[str]) -> list[str]:
+    """The terms of ``entries``, each ``@FILE`` replaced by the lines of that file.
+
+    Raises:
+        ConfigError: a named file cannot be read.
+    """
+    terms: list[str] = []
+    for entry in entries:
+        if not entry.startswith("@"):
+            terms.append(entry)
+            continue
+        try:
+            text = Path(entry[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"sensitive_terms: cannot read {entry[1:]}: {exc.strerror or exc}") from None
+        terms += [line.strip() for line in text.splitlines() if line.strip()]
+    return terms
 
 
 def sensitive_pattern(terms: Sequence[str]) -> re.Pattern[str] | None:

@@ -14,18 +14,18 @@ flipped view of a dialogue::
 At simulation time the flipped history (ending with the last assistant answer, as a user message) is
 sent to the user model, and its completion is the next user turn. The ask model (Parrot-Ask, trained on
 this view) and the prompted simulator (any instruction model, told to play the user) share the flip;
-only the system prompt differs. Prompts are Jinja templates in ``turnwise/templates/simulate``.
+only the system prompt differs. Prompts are Jinja templates in ``turnwise/templates/simulate``
+(:mod:`turnwise.prompts` finds them, a project's own folder first).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
-from importlib import resources
 
 from turnwise.data.schema import Message
 from turnwise.errors import ConfigError
+from turnwise.prompts import template
 
 MODES = ("ask", "prompted")
 LANGS = ("en", "zh")
@@ -52,15 +52,6 @@ class SimulatorPrompt:
             raise ConfigError("the end-of-conversation marker must not be blank; leave it unset to turn it off")
 
 
-@functools.lru_cache(maxsize=16)
-def _template(mode: str, lang: str):  # -> jinja2.Template
-    import jinja2  # a core dependency, imported where used
-
-    text = (resources.files("turnwise") / "templates" / "simulate" / f"{mode}.{lang}.jinja").read_text("utf-8")
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
-    return env.from_string(text)
-
-
 def _text_or_file(value: str) -> str:
     """A prompt given inline, or as the path of a file that holds it."""
     if os.path.isfile(value):
@@ -76,6 +67,7 @@ def simulator_prompt(
     end_marker: str | None = None,
     system: str | None = None,
     opener: str | None = None,
+    search_path: tuple[str, ...] = (),
 ) -> SimulatorPrompt:
     """The simulator prompt for a mode and a language, from the shipped templates.
 
@@ -86,6 +78,7 @@ def simulator_prompt(
         end_marker: the end-of-conversation marker, or None; the prompt mentions it when set.
         system: replaces the template's system prompt (text, or a file holding it).
         opener: replaces the template's opener (text, or a file holding it).
+        search_path: template folders searched before the package's own (``simulate/<mode>.<lang>.jinja``).
 
     Raises:
         ConfigError: an unknown mode or language.
@@ -94,7 +87,7 @@ def simulator_prompt(
         raise ConfigError(f"unknown simulator mode {mode!r}; choose one of {', '.join(MODES)}")
     if lang not in LANGS:
         raise ConfigError(f"no simulator prompt in {lang!r}; choose one of {', '.join(LANGS)}")
-    module = _template(mode, lang).make_module({"end_marker": end_marker})
+    module = template(f"simulate/{mode}", lang, search_path).make_module({"end_marker": end_marker})
     return SimulatorPrompt(
         system=_text_or_file(system) if system is not None else str(module.system()).strip(),
         opener=_text_or_file(opener) if opener is not None else str(module.opener()).strip(),

@@ -14,7 +14,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from turnwise.train.common import TrainResult, accelerate_config
+from turnwise.train.card import TrainResult
+from turnwise.train.common import accelerate_config
 from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, SFTTrainConfig, TrainConfig
 
 # Imported on first use: `python -m turnwise.train.sft` must not find its own module already imported.

@@ -9,6 +9,7 @@ the final metrics. TRL writes a card of its own at every checkpoint; this one re
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +17,32 @@ from turnwise.config import dump_yaml, to_dict
 from turnwise.records import atomic_write_text, package_versions
 
 if TYPE_CHECKING:
-    from turnwise.train.common import TrainResult
     from turnwise.train.configs import TrainConfig
+    from turnwise.train.data import DataReport
 
 CONFIG_FILE = "turnwise-config.yaml"
 CARD_FILE = "README.md"
+
+@dataclass
+class TrainResult:
+    """What a training run left behind.
+
+    Attributes:
+        kind: sft, ask or dpo.
+        output: the output directory (final model, tokenizer, README.md, config, manifest).
+        report: what happened to the data.
+        metrics: final metrics: TRL's train metrics plus the last logged values.
+        resumed_from: the checkpoint this run started from, or None.
+        log_history: every logged entry, in order.
+    """
+
+    kind: str
+    output: Path
+    report: DataReport
+    metrics: dict[str, Any] = field(default_factory=dict)
+    resumed_from: str | None = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
 
 _WHAT = {
     "sft": "multi-turn SFT, the loss on every assistant turn with all turns kept",

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from turnwise.config import to_dict
 from turnwise.errors import ConfigError, require
-from turnwise.train.card import CONFIG_FILE, write_config, write_model_card
+from turnwise.train.card import CONFIG_FILE, TrainResult, write_config, write_model_card
 from turnwise.train.configs import TrainConfig
 from turnwise.train.data import DataReport
 
@@ -187,27 +187,6 @@ def accelerate_config(name: str) -> Path:
     if name not in ACCELERATE_CONFIGS:
         raise ConfigError(f"unknown accelerate config {name!r}; shipped: {', '.join(ACCELERATE_CONFIGS)}")
     return Path(str(resources.files("turnwise") / "configs" / "accelerate" / f"{name}.yaml"))
-
-
-@dataclass
-class TrainResult:
-    """What a training run left behind.
-
-    Attributes:
-        kind: sft, ask or dpo.
-        output: the output directory (final model, tokenizer, README.md, config, manifest).
-        report: what happened to the data.
-        metrics: final metrics: TRL's train metrics plus the last logged values.
-        resumed_from: the checkpoint this run started from, or None.
-        log_history: every logged entry, in order.
-    """
-
-    kind: str
-    output: Path
-    report: DataReport
-    metrics: dict[str, Any] = field(default_factory=dict)
-    resumed_from: str | None = None
-    log_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _check_same_data(cfg: TrainConfig, report: DataReport, resumed_from: str | None) -> None:

@@ -145,6 +145,8 @@ class AskTrainConfig(SFTTrainConfig):
         system: replaces the shipped simulator instruction (text or a file); ``""`` for none.
         opener: replaces the shipped opener message (text or a file).
         min_user_turns: dialogues with fewer user turns are skipped.
+        template_dir: a folder of prompt templates searched before the shipped ones (``simulate/ask.en.jinja``);
+            simulate with the same one.
     """
 
     simulator_mode: str = "ask"
@@ -153,13 +155,15 @@ class AskTrainConfig(SFTTrainConfig):
     system: str | None = None
     opener: str | None = None
     min_user_turns: int = 1
+    template_dir: str | None = None
 
     def ask_data(self) -> Any:
         """The :class:`turnwise.simulate.ask_data.AskDataConfig` these settings describe."""
         from turnwise.simulate.ask_data import AskDataConfig
 
         return AskDataConfig(mode=self.simulator_mode, lang=self.lang, end_marker=self.end_marker,
-                             system=self.system, opener=self.opener, min_user_turns=self.min_user_turns)
+                             system=self.system, opener=self.opener, min_user_turns=self.min_user_turns,
+                             template_dir=self.template_dir)
 
 
 @dataclass

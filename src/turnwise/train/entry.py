@@ -14,7 +14,7 @@ from typing import Any
 
 from turnwise.config import load_config
 from turnwise.errors import TurnwiseError
-from turnwise.train.common import TrainResult
+from turnwise.train.card import TrainResult
 
 
 def summary_lines(result: TrainResult) -> list[str]:

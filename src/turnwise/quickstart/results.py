@@ -5,7 +5,7 @@
     page = results_html([numbers_seed0, ...], title="turnwise quickstart")
 
 Standalone turns name their entity; dependent ones (ellipsis, pronoun, ordinal, "the other one") can only
-be answered right with the history (:mod:`turnwise.toy`).
+be answered right with the history (:mod:`turnwise.quickstart.world`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import statistics
 from html import escape
 from typing import Any
 
-from turnwise.toy import DEPENDENT, Outcomes
+from turnwise.quickstart.world import DEPENDENT, Outcomes
 
 
 def _rate(by_id: Outcomes, keep: Any) -> tuple[int, int]:
@@ -64,7 +64,8 @@ def results_markdown(by_model: dict[str, Outcomes], *, against: str | None = Non
     summary["changes"] = {"model": last, "against": first, "fixed": fixed, "broken": broken}
     lines += ["", f"{len(by_model[first])} held-out dialogues (entity pairs unseen in training), answered turn by turn "
               "with each model's own history, greedy; a turn is right when it names the entity the user meant, "
-              "states the fact(s) asked for and names no other entity (`turnwise.toy.check_answer`). Dependent "
+              "states the fact(s) asked for and names no other entity "
+              "(`turnwise.quickstart.world.check_answer`). Dependent "
               f"turns, {last} vs {first}: {fixed} now right, {broken} now wrong."]
     return "\n".join(lines) + "\n", summary
 

@@ -58,9 +58,9 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
         on_plan: called with (seed, plan) before each run; returns the observer of that run's events
             (a progress view), or None.
     """
+    from turnwise.quickstart.results import results_html, seeds_markdown
     from turnwise.recipe import load_recipe, make_plan, run_plan
     from turnwise.recipe.runner import output_path
-    from turnwise.toy_results import results_html, seeds_markdown
 
     out = Path(out_dir)
     chosen = list(seeds if seeds is not None else (SEEDS[:1] if fast else SEEDS))

@@ -18,7 +18,7 @@ from turnwise.data.schema import Conversation, Message
 from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.records import RecordStore, make_record
-from turnwise.stages.runner import Cost, run_bounded, unfinished
+from turnwise.stage.runner import Cost, run_bounded, unfinished
 
 
 @dataclass

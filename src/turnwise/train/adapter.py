@@ -1,8 +1,21 @@
-"""Adapters over :mod:`turnwise.train`: multi-turn SFT, the Parrot-Ask user simulator, DPO with the SFT term.
+"""The training stages: multi-turn SFT, the Parrot-Ask user simulator, DPO with the SFT term.
+
+    turnwise train sft --data dialogues.jsonl --model Qwen/Qwen2.5-0.5B-Instruct --output runs/sft
+    turnwise train dpo --config recipes/train-dpo.yaml --data pairs.jsonl --model runs/sft --output runs/dpo
+    turnwise train ask --data dialogues.jsonl --model Qwen/Qwen2.5-0.5B --output runs/ask --set max_steps=200
+    turnwise train dpo --data pairs.jsonl --model runs/sft --output runs/dpo --accelerate zero3 --num-processes 8
+
+    - name: train_dpo                 # in a recipe
+      kind: train_dpo
+      inputs: {pairs: [capo, bestofn]}
+      models: {base: sft}
+      settings: {beta: 0.15, sft_weight: 0.1}
 
 In-process by default (TRL on the CPU or one GPU). With ``accelerate: zero3|fsdp|FILE`` the stage runs
-``accelerate launch -m turnwise.train.{sft,ask,dpo} --config <resolved config>`` on ``num_processes`` GPUs
-and reads the result back from the model folder's ``train.manifest.json``.
+``accelerate launch -m turnwise.train.{sft,ask,dpo} --config <resolved config>`` on ``num_processes`` processes
+and reads the result back from the model folder's ``train.manifest.json``. The settings are the trainers' own
+(:mod:`turnwise.train.configs`) but ``data``, ``model`` and ``output``, which come from the stage's input, base
+model and output.
 """
 
 from __future__ import annotations
@@ -17,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from turnwise.errors import TurnwiseError
-from turnwise.recipe.context import StageContext, StageResult, model_path
-from turnwise.recipe.kinds.common import conversation_file
-from turnwise.recipe.registry import Kind, Port, register
+from turnwise.stage.context import StageContext, StageResult
+from turnwise.stage.inputs import conversation_file
+from turnwise.stage.spec import Output, Port, Stage
 from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, SFTTrainConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -54,18 +67,16 @@ class DPOStageSettings(DPOTrainConfig):
 for _cls, _core in ((SFTStageSettings, "SFTTrainConfig"), (AskStageSettings, "AskTrainConfig"),
                     (DPOStageSettings, "DPOTrainConfig")):
     _cls.__doc__ = (f"A training stage's settings: every field of :class:`~turnwise.train.configs.{_core}` but data, "
-                    f"model and output (the stage's input, base model and folder), plus how it runs.\n{_LAUNCH_DOC}")
+                    f"model and output (the stage's input, base model and output), plus how it runs.\n{_LAUNCH_DOC}")
 DPOStageSettings.__doc__ += (
     "        only: train on these kinds of pair alone (CaPO strategies ``neglect``, ``hallucination``,\n"
     "            ``misunderstanding``; ``best-of-n``); null = every pair of the inputs. For ablations.\n")
 
-_BASE = Port("base", "the model to start from: a hub id, a folder, or a model a stage trained")
 
-
-def _core_config(ctx: StageContext, core: type, data: Path) -> TrainConfig:
+def core_config(ctx: StageContext, core: type, data: Path, **changes: Any) -> TrainConfig:
     """The trainer's own config: the stage's settings with data, model and output filled in."""
     values = {f.name: getattr(ctx.settings, f.name) for f in dataclasses.fields(core)}
-    values.update(data=str(data), model=model_path(ctx, "base"), output=str(ctx.path("model")))
+    values.update(data=str(data), model=ctx.model_path("base"), output=str(ctx.output("model")), **changes)
     return core(**values)
 
 
@@ -85,12 +96,14 @@ def _train_here(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             ctx.advance()
 
+    ctx.torch_ready()
     trainer, report, placement = (build_dpo_trainer if kind == "dpo" else build_sft_trainer)(cfg, callbacks=[Steps()])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     ctx.total(trainer.args.max_steps if trainer.args.max_steps > 0 else None)
     result = run_trainer(trainer, cfg, kind, report, placement)
-    return {**_losses(result.log_history), "metrics": result.metrics, "data": report.to_dict()}
+    return {**_losses(result.log_history), "metrics": result.metrics, "data": report.to_dict(),
+            "summary": report.summary()}
 
 
 def launch_command(ctx: StageContext, config_file: Path, kind: str) -> list[str]:
@@ -105,10 +118,11 @@ def launch_command(ctx: StageContext, config_file: Path, kind: str) -> list[str]
 
 
 def _launch(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:
-    """Train under ``accelerate launch``; its output goes to ``launch.log`` in the stage folder."""
+    """Train under ``accelerate launch``; its output goes to ``launch.log`` beside the model."""
     from turnwise.config import dump_yaml
 
     config_file = ctx.path("train-config.yaml")
+    config_file.parent.mkdir(parents=True, exist_ok=True)
     config_file.write_text(dump_yaml(cfg), encoding="utf-8")
     command = launch_command(ctx, config_file, kind)
     log.info("launching: %s", " ".join(command))
@@ -120,17 +134,18 @@ def _launch(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:
     metrics = manifest.get("metrics", {})
     loss = [metrics["train_loss"]] if "train_loss" in metrics else []
     accuracy = [metrics["rewards/accuracies"]] if "rewards/accuracies" in metrics else []
-    return {"loss": loss, "rewards/accuracies": accuracy, "metrics": metrics, "data": manifest.get("data", {})}
+    return {"loss": loss, "rewards/accuracies": accuracy, "metrics": metrics, "data": manifest.get("data", {}),
+            "summary": ""}
 
 
-def _train(ctx: StageContext, core: type, kind: str, data: Path) -> dict[str, Any]:
-    cfg = _core_config(ctx, core, data)
+def _train(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:
     return _launch(ctx, cfg, kind) if ctx.settings.accelerate else _train_here(ctx, cfg, kind)
 
 
 def _loss_line(logged: dict[str, Any]) -> str:
     loss, steps = logged["loss"], logged["metrics"].get("global_step", "?")
-    return f"loss {loss[0]:.2f} → {loss[-1]:.2f} in {steps} steps" if loss else f"{steps} steps"
+    line = f"loss {loss[0]:.2f} → {loss[-1]:.2f} in {steps} steps" if loss else f"{steps} steps"
+    return line + (f"; data: {logged['summary']}" if logged["summary"] else "")
 
 
 def _numbers(logged: dict[str, Any]) -> dict[str, Any]:
@@ -138,58 +153,60 @@ def _numbers(logged: dict[str, Any]) -> dict[str, Any]:
             "global_step": logged["metrics"].get("global_step")}
 
 
-_SFT = Kind("train_sft", "Multi-turn SFT, the loss on every assistant turn (turnwise.train.sft).", SFTStageSettings,
-            inputs=(Port("data", "conversations: a file, or a stage's dialogue records"),), models=(_BASE,),
-            outputs=("model",), provided=PROVIDED, torch=True)
-
-
-@register(_SFT)
 def train_sft(ctx: StageContext) -> StageResult:
-    logged = _train(ctx, SFTTrainConfig, "sft", conversation_file(ctx, "data"))
-    return StageResult({"model": "model"}, f"{_loss_line(logged)} ({', '.join(ctx.settings.train_on)} turns)",
+    logged = _train(ctx, core_config(ctx, SFTTrainConfig, conversation_file(ctx, "data")), "sft")
+    return StageResult(ctx.outputs(), f"{_loss_line(logged)} ({', '.join(ctx.settings.train_on)} turns)",
                        counts=logged["data"], numbers=_numbers(logged))
 
 
-@register(dataclasses.replace(_SFT, name="train_ask", settings=AskStageSettings,
-                              doc="A user simulator (Parrot-Ask): the loss on the user turns, roles flipped."))
 def train_ask(ctx: StageContext) -> StageResult:
-    logged = _train(ctx, AskTrainConfig, "ask", conversation_file(ctx, "data"))
-    return StageResult({"model": "model"}, f"{_loss_line(logged)} (user turns, roles flipped)",
-                       counts=logged["data"], numbers=_numbers(logged))
+    logged = _train(ctx, core_config(ctx, AskTrainConfig, conversation_file(ctx, "data")), "ask")
+    return StageResult(ctx.outputs(), f"{_loss_line(logged)} (user turns, roles flipped)", counts=logged["data"],
+                       numbers=_numbers(logged))
 
 
-@register(Kind("train_dpo", "DPO with the SFT term on preference pairs (turnwise.train.dpo).", DPOStageSettings,
-               inputs=(Port("pairs", "preference pairs (trl-pref): capo, bestofn or files", many=True),),
-               models=(_BASE,), outputs=("model", "pairs"), provided=PROVIDED, torch=True))
 def train_dpo(ctx: StageContext) -> StageResult:
-    sources = merge_pairs(ctx, ctx.path("pairs.jsonl"), only=ctx.settings.only)
+    s = ctx.settings
+    sources = merge_pairs(ctx, ctx.output("pairs"), only=s.only)
     if not sum(sources.values()):
         raise TurnwiseError(f"stage {ctx.name}: no preference pairs to train on"
-                            + (f" of the kinds {ctx.settings.only}" if ctx.settings.only else ""))
-    logged = _train(ctx, DPOTrainConfig, "dpo", ctx.path("pairs.jsonl"))
-    s, accuracy = ctx.settings, logged["rewards/accuracies"]
+                            + (f" of the kinds {s.only}" if s.only else ""))
+    cfg = core_config(ctx, DPOTrainConfig, ctx.output("pairs"), data_format="trl-pref", skip_invalid=False)
+    logged = _train(ctx, cfg, "dpo")
+    accuracy = logged["rewards/accuracies"]
     from_ = " + ".join(f"{n} {label}" for label, n in sources.items())
     summary = (f"{sum(sources.values())} pairs ({from_}), β {s.beta:g}, λ {s.sft_weight:g}: {_loss_line(logged)}"
                + (f", reward accuracy {accuracy[-1]:.0%}" if accuracy else ""))
-    return StageResult({"model": "model", "pairs": "pairs.jsonl"}, summary, counts={**logged["data"], **sources},
-                       numbers=_numbers(logged))
+    return StageResult(ctx.outputs(), summary, counts={**logged["data"], **sources}, numbers=_numbers(logged))
 
 
 def merge_pairs(ctx: StageContext, target: Path, only: list[str] | None = None) -> dict[str, int]:
     """Every input's pairs (of the kinds ``only`` names, if given) in one trl-pref file, each row's meta cut to
-    ``{source, kind}`` (one shape for pyarrow); the pairs per source."""
+    ``{source, kind}`` (one shape for pyarrow); the pairs per source. The settings' ``data_format``,
+    ``skip_invalid`` and ``max_rows`` apply to each input file."""
     from turnwise.data.formats import read_records, write_records
     from turnwise.data.schema import PreferencePair
 
-    pairs, sources = [], {}
+    s, pairs, sources = ctx.settings, [], {}
     for label, path in zip(ctx.labels["pairs"], ctx.inputs["pairs"], strict=True):
-        source = label.split(":")[0]
-        rows = [PreferencePair(p.id, p.prompt, p.chosen, p.rejected,
-                               {"source": source, "kind": pair_kind(p, source)})
-                for p in (read_records(path)[0] if path.stat().st_size else [])]
+        source = Path(label.split(":")[0]).stem if ":" not in label else label.split(":")[0]
+        items, report = read_records(path, s.data_format, skip_invalid=s.skip_invalid) if path.stat().st_size \
+            else (iter(()), None)
+        rows = []
+        for item in items:
+            if not isinstance(item, PreferencePair):
+                raise TurnwiseError(f"{path}: expected preference pairs (trl-pref), found a conversation "
+                                    f"(record {item.id!r})")
+            rows.append(PreferencePair(item.id, item.prompt, item.chosen, item.rejected,
+                                       {"source": source, "kind": pair_kind(item, source)}))
+            if s.max_rows and len(rows) >= s.max_rows:
+                break
+        if report is not None and report.total:
+            ctx.say(f"{path}: {report.summary()}")
         rows = [p for p in rows if only is None or p.meta["kind"] in only]
         pairs += rows
         sources[source] = sources.get(source, 0) + len(rows)
+    target.parent.mkdir(parents=True, exist_ok=True)
     write_records(target, pairs, "trl-pref")
     return sources
 
@@ -201,4 +218,18 @@ def pair_kind(pair: Any, source: str) -> str:
     return "best-of-n" if "chosen_index" in pair.meta else pair.meta.get("source", source)
 
 
-__all__ = ["AskStageSettings", "DPOStageSettings", "SFTStageSettings", "launch_command"]
+_DATA = Port("data", "conversations: a file in any format turnwise reads, or a stage's dialogue records")
+_BASE = Port("base", "the model to start from: a hub id, a folder, or a model a stage trained")
+_MODEL = Output("model", "model", "the trained model folder (from_pretrained-loadable), its card, config and "
+                "manifest", folder=True)
+_COMMON = {"models": (_BASE,), "provided": PROVIDED, "torch": True, "primary": "base", "positional": False,
+           "spec_options": False}
+
+SFT = Stage("train_sft", "Multi-turn SFT: the loss on every assistant turn, all turns kept, any chat template.",
+            SFTStageSettings, train_sft, inputs=(_DATA,), outputs=(_MODEL,), **_COMMON)
+ASK = Stage("train_ask", "A user simulator (Parrot-Ask): SFT with the loss on the user turns, roles flipped.",
+            AskStageSettings, train_ask, inputs=(_DATA,), outputs=(_MODEL,), **_COMMON)
+DPO = Stage("train_dpo", "DPO on multi-turn preference pairs, plus λ × the SFT loss on the chosen answer.",
+            DPOStageSettings, train_dpo,
+            inputs=(Port("pairs", "preference pairs (trl-pref): capo, bestofn or files", many=True, flag="--data"),),
+            outputs=(_MODEL, Output("pairs", "pairs.jsonl", "the pairs it trained on, from every input")), **_COMMON)

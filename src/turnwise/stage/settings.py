@@ -22,7 +22,7 @@ from typing import Any
 from turnwise.config import coerce, field_types
 from turnwise.errors import ConfigError
 
-__all__ = ["build_settings", "plain", "plain_settings", "setting_names"]
+__all__ = ["Setting", "build_settings", "flat_settings", "merge", "nest", "plain", "plain_settings", "setting_names"]
 
 
 def setting_names(cls: type, provided: tuple[str, ...] = ()) -> list[str]:
@@ -107,3 +107,106 @@ def plain(value: Any) -> Any:
 def plain_settings(cfg: Any, provided: tuple[str, ...] = ()) -> dict[str, Any]:
     """Every setting of ``cfg`` (defaults included) as plain data, the runner-provided fields left out."""
     return {k: v for k, v in plain(cfg).items() if k not in provided}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One leaf of a settings class, as the command line shows it.
+
+    Attributes:
+        key: its path in a recipe's ``settings:`` mapping (``("user_settings", "temperature")``).
+        annotation: its type.
+        default: its default value.
+        doc: its documentation (the class's ``Attributes:`` entry).
+        flag: its option (``--user-temperature``).
+    """
+
+    key: tuple[str, ...]
+    annotation: Any
+    default: Any
+    doc: str
+    flag: str
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.key)
+
+
+def flat_settings(cls: type, provided: tuple[str, ...] = ()) -> list[Setting]:
+    """Every leaf setting of ``cls``, nested dataclasses opened up, each with its command-line option.
+
+    A field's option is ``--<name>`` unless its metadata says otherwise: ``field(metadata={"cli": "--from"})``
+    for a leaf; for a nested dataclass, ``{"cli": "user-"}`` puts ``user-`` before its fields' names and
+    ``{"cli": ""}`` nothing (the default is the field's name and a dot: ``--judge.settings.max-tokens``), and
+    ``{"cli_rename": {"seed": "--sampling-seed"}}`` gives single leaves of it an option of their own (where the
+    plain name is taken by the outer class).
+
+    Raises:
+        ValueError: two settings would share an option.
+    """
+    found = _flat(cls, (), "--", provided)
+    seen: dict[str, str] = {}
+    for s in found:
+        if s.flag in seen:
+            raise ValueError(f"{cls.__name__}: settings {seen[s.flag]} and {s.dotted} would share {s.flag}")
+        seen[s.flag] = s.dotted
+    return found
+
+
+def _flat(cls: type, key: tuple[str, ...], flag: str, provided: tuple[str, ...], instance: Any = None,
+          renames: Mapping[str, str] | None = None) -> list[Setting]:
+    from turnwise.config import field_docs
+
+    docs, types_, out = field_docs(cls), _public(cls), []
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, annotation in types_.items():
+        if name in provided:
+            continue
+        meta, default = fields[name].metadata.get("cli"), _default(fields[name], instance)
+        nested = _dataclass_arm(annotation)
+        if nested is not None:
+            prefix = name.replace("_", "-") + "." if meta is None else meta
+            out += _flat(nested, (*key, name), flag + prefix, (), default if default is not None else nested(),
+                         fields[name].metadata.get("cli_rename"))
+        else:
+            own = (renames or {}).get(name) or meta
+            out.append(Setting((*key, name), annotation, default, docs.get(name, ""),
+                               own or flag + name.replace("_", "-")))
+    return out
+
+
+def _default(f: dataclasses.Field, instance: Any) -> Any:
+    if instance is not None:
+        return getattr(instance, f.name)
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _dataclass_arm(annotation: Any) -> type | None:
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next((a for a in typing.get_args(annotation) if dataclasses.is_dataclass(a)), None)
+    return None
+
+
+def nest(flat: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
+    """``{("a", "b"): 1}`` → ``{"a": {"b": 1}}``: leaf values into a ``settings:``-shaped mapping."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        target = out
+        for part in key[:-1]:
+            target = target.setdefault(part, {})
+        target[key[-1]] = value
+    return out
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, mappings merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(out.get(key), Mapping) and isinstance(value, Mapping) else value
+    return out

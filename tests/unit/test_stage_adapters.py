@@ -9,13 +9,13 @@ from pathlib import Path
 
 from turnwise.data.schema import Conversation
 from turnwise.models.base import ModelSpec
-from turnwise.recipe.context import ResolvedModel, StageContext
-from turnwise.recipe.kinds.common import read_conversations
-from turnwise.recipe.kinds.evaluate import slug
-from turnwise.recipe.kinds.pairs import turn_prompts
-from turnwise.recipe.kinds.train import DPOStageSettings, _core_config, launch_command
+from turnwise.bestofn.stage import turn_prompts
+from turnwise.eval.adapter import slug
 from turnwise.recipe.report import markdown_to_html
-from turnwise.recipe.settings import build_settings
+from turnwise.stage.context import Layout, ResolvedModel, StageContext
+from turnwise.stage.inputs import read_conversations
+from turnwise.stage.settings import build_settings
+from turnwise.train.adapter import DPO, DPOStageSettings, core_config, launch_command
 from turnwise.train.common import accelerate_config
 from turnwise.train.configs import DPOTrainConfig
 
@@ -24,13 +24,13 @@ PROVIDED = {"data": "<inputs.data>", "model": "<models.base>", "output": "<stage
 
 def context(tmp_path: Path, **settings) -> StageContext:
     cfg = build_settings(DPOStageSettings, settings, "s", provided=PROVIDED)
-    return StageContext("train_dpo", "train_dpo", "0" * 64, tmp_path, cfg, {}, {
-        "base": ResolvedModel("sft", ModelSpec("runs/sft"))}, {}, tmp_path / "cache.sqlite")
+    return StageContext(DPO, "train_dpo", Layout(tmp_path), cfg, {}, {"base": ResolvedModel("sft", ModelSpec("runs/sft"))},
+                        {}, tmp_path / "cache.sqlite", key="0" * 64)
 
 
 def test_a_training_stage_hands_the_trainer_its_own_config(tmp_path):
     ctx = context(tmp_path, beta=0.2, accelerate="zero3", num_processes=8)
-    cfg = _core_config(ctx, DPOTrainConfig, tmp_path / "pairs.jsonl")
+    cfg = core_config(ctx, DPOTrainConfig, tmp_path / "pairs.jsonl")
     assert type(cfg) is DPOTrainConfig and not hasattr(cfg, "accelerate")
     assert (cfg.data, cfg.model, cfg.output, cfg.beta) == (str(tmp_path / "pairs.jsonl"), "runs/sft",
                                                           str(tmp_path / "model"), 0.2)
@@ -49,11 +49,12 @@ def test_every_user_turn_becomes_a_prompt_with_its_reference():
     conv = Conversation("d", [{"role": "system", "content": "s"}, {"role": "user", "content": "q1"},
                               {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"},
                               {"role": "assistant", "content": "a2"}], meta={"references": ["r1", "r2"]})
-    prompts = list(turn_prompts([conv]))
+    prompts = list(turn_prompts([conv], "every_turn"))
     assert [p.id for p in prompts] == ["d:0", "d:1"]
     assert [len(p.messages) for p in prompts] == [2, 4] and [p.meta for p in prompts] == [{"reference": "r1"},
                                                                                           {"reference": "r2"}]
     [last] = turn_prompts([conv], "last")
+    assert list(turn_prompts([conv], "whole")) == [conv]
     assert last.id == "d:1" and last.messages[-1] == {"role": "user", "content": "q2"}
 
 
@@ -64,7 +65,7 @@ def test_stage_records_are_read_as_their_ok_conversations(tmp_path):
             {"id": "b", "status": "filtered", "reason": "too short", "messages": [], "meta": {}}]
     path = tmp_path / "dialogues.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    [conv] = read_conversations(path)
+    [conv] = read_conversations(path)[0]
     assert conv.id == "a" and conv.meta == {"turns": 1}  # the stage's own cost stays behind
 
 

@@ -1,13 +1,17 @@
-"""What the adapters share: reading conversations from files or stage records, and small summaries."""
+"""What adapters share: reading conversations from files or stage records, and small summaries."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from turnwise.data.schema import Conversation
-from turnwise.recipe.context import StageContext
+from turnwise.data.schema import Conversation, PreferencePair
+from turnwise.errors import ConfigError
 from turnwise.records import STATUSES, read_stage_output
+
+if TYPE_CHECKING:
+    from turnwise.data.formats import SkipReport
+    from turnwise.stage.context import StageContext
 
 
 def is_stage_output(path: Path) -> bool:
@@ -21,14 +25,24 @@ def is_stage_output(path: Path) -> bool:
     return False
 
 
-def read_conversations(path: Path, limit: int = 0) -> list[Conversation]:
+def read_conversations(path: Path, limit: int = 0, fmt: str | None = None, *, skip_invalid: bool = False
+                       ) -> tuple[list[Conversation], SkipReport | None]:
     """The conversations of a file in any format turnwise reads, or the ``ok`` ones of a stage's records.
 
     Args:
         path: a conversation file, or the records of a stage such as simulate (``{id, status, messages}``).
         limit: keep the first ``limit`` (0 = all).
+        fmt: the file's format; detected from the first record when None.
+        skip_invalid: skip malformed records (counted in the returned report) instead of stopping.
+
+    Returns:
+        The conversations and, for a plain file, what reading it skipped.
+
+    Raises:
+        ConfigError: the file holds preference pairs, not conversations.
     """
-    if is_stage_output(path):
+    report = None
+    if is_stage_output(path) and fmt is None:
         # In id order: a stage writes records as their calls finish, and what reads them must not depend on that.
         rows = sorted((r for r in read_stage_output(path) if r["status"] == "ok" and r.get("messages")),
                       key=lambda r: r["id"])
@@ -41,8 +55,15 @@ def read_conversations(path: Path, limit: int = 0) -> list[Conversation]:
     else:
         from turnwise.data.formats import read_records
 
-        conversations = list(read_records(path)[0])
-    return conversations[:limit] if limit else conversations
+        items, report = read_records(path, fmt, skip_invalid=skip_invalid)
+        conversations = []
+        for item in items:
+            if isinstance(item, PreferencePair):
+                raise ConfigError(f"{path}: expected conversations, found preference pairs (record {item.id!r})")
+            conversations.append(item)
+            if limit and len(conversations) >= limit:
+                break
+    return (conversations[:limit] if limit else conversations), report
 
 
 def conversation_file(ctx: StageContext, port: str, limit: int = 0) -> Path:
@@ -53,7 +74,7 @@ def conversation_file(ctx: StageContext, port: str, limit: int = 0) -> Path:
     from turnwise.data.formats import write_records
 
     target = ctx.path(f"{port}.openai.jsonl")
-    write_records(target, read_conversations(path, limit), "openai")
+    write_records(target, read_conversations(path, limit)[0], "openai")
     return target
 
 

@@ -1,0 +1,120 @@
+"""Run a stage from its command's option values: settings, models and inputs, the adapter, the summary.
+
+The adapter is the very one a recipe runs (:mod:`turnwise.stage.table`); what differs is only where the
+files go (``OUT`` and beside it, :meth:`~turnwise.stage.context.Layout.for_command`), the response cache
+(``--cache``, default ``~/.cache/turnwise``) and that progress is a bar on stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from turnwise.cli.command import Param, config_provided, settings_from
+from turnwise.cli.options import progress_bar, stderr
+from turnwise.errors import ConfigError
+from turnwise.models.base import ModelSpec
+from turnwise.stage.context import Layout, ResolvedModel, StageContext, StageResult
+from turnwise.stage.settings import build_settings
+from turnwise.stage.spec import Stage
+
+
+def run_command(stage: Stage, values: dict[str, tuple[Param, Any]]) -> StageResult:
+    """Options → settings → adapter → summary; see the module docstring."""
+    run = {info.name: value for info, value in values.values() if info.kind == "run"}
+    from_file = config_provided(stage, run["config"])
+    given = {info.setting: v for info, v in values.values() if info.kind == "setting" and v is not None}
+    settings = settings_from(stage, given, run["config"], run["set"] or [])
+    models = resolve_models(stage, [(info, v) for info, v in values.values() if info.kind == "model"], from_file)
+    inputs = _inputs(stage, {info.name: v for info, v in values.values() if info.kind == "input"}, from_file)
+    out = next(v for info, v in values.values() if info.kind == "output") or from_file.get("output")
+    if out is None:
+        raise ConfigError("missing the output: give --output/-o")
+    problems = stage.check(settings, {role: m.name for role, m in models.items()}) if stage.check else []
+    if problems:
+        raise ConfigError("; ".join(problems))
+    ctx = StageContext(stage, stage.name, Layout.for_command(stage, Path(out)), settings, inputs, models,
+                       {port: [str(p) for p in paths] for port, paths in inputs.items()}, _cache(run),
+                       retry_failed=run["retry_failed"], say=lambda text: stderr.print(escape(text)))
+    with progress_bar(stage.name, None) as progress:
+        ctx.on_progress = lambda done, total: progress.update(progress.task_ids[0], completed=done, total=total)
+        result = stage.run(ctx)
+    print_summary(ctx, result)
+    return result
+
+
+def _cache(run: dict[str, Any]) -> Path | None:
+    from turnwise.models.cache import default_cache_path
+
+    return None if run["no_cache"] else (run["cache"] or default_cache_path())
+
+
+def _inputs(stage: Stage, given: dict[str, Any], from_file: dict[str, Any]) -> dict[str, list[Path]]:
+    inputs: dict[str, list[Path]] = {}
+    for port in stage.inputs:
+        value = given.get(port.name)
+        if value is None and port.option == f"--{_key_of(port.option)}":
+            value = from_file.get(_key_of(port.option))
+        paths = [Path(v) for v in (value if isinstance(value, list) else [value] if value is not None else [])]
+        for path in paths:
+            if not path.exists():
+                raise ConfigError(f"{port.option if port is not stage.inputs[0] or not stage.positional else 'IN'}: "
+                                  f"{path} does not exist")
+        if not paths and port.required:
+            raise ConfigError(f"missing {port.option} ({port.doc})")
+        if paths:
+            inputs[port.name] = paths
+    return inputs
+
+
+def _key_of(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def resolve_models(stage: Stage, given: list[tuple[Param, Any]], from_file: dict[str, Any] | None = None
+                   ) -> dict[str, ResolvedModel]:
+    """Role → model from the ``--model``/``--<role>-*`` options; unprefixed options are every role's defaults."""
+    shared = {info.field: v for info, v in given if info.role is None and v is not None and info.field != "model"}
+    names = next((v for info, v in given if info.role is None and info.field == "model"), None) or []
+    if not names and (from_file or {}).get("model"):
+        names = [str(from_file["model"])]
+    models: dict[str, ResolvedModel] = {}
+    if stage.free_models:
+        for item in names:
+            label, sep, name = item.partition("=")
+            label, name = (label, name) if sep else (Path(item).name or item, item)
+            models[label] = _resolved(name, shared, f"--model {item}")
+    elif names:
+        if len(names) > 1:
+            raise ConfigError(f"--model: one model for {stage.primary}, got {len(names)}")
+        models[stage.primary or ""] = _resolved(names[0], shared, "--model")
+    for port in stage.models:
+        own = {info.field: v for info, v in given if info.role == port.name and v is not None}
+        if "model" in own:
+            models[port.name] = _resolved(own.pop("model"), {**shared, **own}, f"--{port.name}-model")
+        if port.required and port.name not in models:
+            flag = "--model" if port.name == stage.primary else f"--{port.name.replace('_', '-')}-model"
+            raise ConfigError(f"missing {flag} ({port.doc})")
+    return models
+
+
+def _resolved(name: str, fields: dict[str, Any], where: str) -> ResolvedModel:
+    spec = build_settings(ModelSpec, {**fields, "model": name}, where)
+    return ResolvedModel(name, spec)
+
+
+def print_summary(ctx: StageContext, result: StageResult, *, top: int = 5) -> None:
+    """Per record file ``OUT: failed 1, ok 9 (9 new)`` and its most common failure reasons; then the stage's line."""
+    for run in ctx.runs:
+        store = run.store
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(store.counts.items()))
+        stderr.print(escape(f"{store.path}: {counts} ({store.written} new)"), soft_wrap=True)
+        for reason, count in store.reasons.most_common(top):
+            stderr.print(escape(f"  {count} × {reason}"), soft_wrap=True)
+    if result.summary:
+        stderr.print(escape(result.summary), soft_wrap=True)
+    if "results" in ctx.stage.output_names and ctx.output("results").suffix == ".md":
+        typer.echo(ctx.output("results").read_text(encoding="utf-8").rstrip())  # a stage's result table, on stdout

@@ -1,0 +1,98 @@
+"""The ``detect`` stage: label every user turn after the first as dependent on its history or standalone.
+
+    turnwise detect dialogues.jsonl detections.jsonl                               # cues alone, no model
+    turnwise detect dialogues.jsonl detections.jsonl --judge-model M --base-url http://127.0.0.1:8000/v1
+
+    - name: detect                    # in a recipe
+      kind: detect
+      inputs: {dialogues: simulate}
+      models: {judge: judge}          # optional
+      settings: {lang: en}
+
+Cues in English and Chinese decide alone; with a ``judge`` model an LLM judge confirms or rejects the cue decision
+of the turns ``judge_on`` selects. Writes ``OUT`` (per conversation ``turns: [{index, dependent, confidence,
+evidence}]``) and ``OUT.manifest.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from turnwise.detect.judge import JudgeConfig
+from turnwise.stage.context import StageContext, StageResult
+from turnwise.stage.inputs import percent
+from turnwise.stage.spec import Output, Port, Stage
+
+CONVERSATIONS = "conversations: a file in any format turnwise reads, or a stage's dialogue records"
+
+
+@dataclass
+class DetectSettings:
+    """Settings of ``detect``.
+
+    Attributes:
+        lang: cue (and judge prompt) language: ``en`` or ``zh`` for every conversation, or ``auto`` (per
+            conversation, from its user turns).
+        judge: how the LLM judge is asked, when the stage has a ``judge`` model (else the cues decide alone).
+        limit: label only the first N conversations (0 = all).
+        input_format: the input's format (openai, sharegpt, ...); detected from the first record when null.
+        skip_invalid: skip malformed input records and count them in the manifest, instead of stopping.
+        template_dir: a folder of prompt templates searched before the shipped ones (``detect/judge.en.jinja``).
+        max_in_flight: conversations in work at once.
+    """
+
+    lang: str = "auto"
+    judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={"cli": ""})
+    limit: int = 0
+    input_format: str | None = field(default=None, metadata={"cli": "--from"})
+    skip_invalid: bool = False
+    template_dir: str | None = None
+    max_in_flight: int = 64
+
+    def __post_init__(self) -> None:
+        from turnwise.errors import ConfigError
+
+        if self.lang not in ("auto", "en", "zh"):
+            raise ConfigError(f"lang must be auto, en or zh, got {self.lang!r}")
+
+
+def detect(ctx: StageContext) -> StageResult:
+    from turnwise.detect import DetectConfig, run_detect
+    from turnwise.prompts import search_path
+    from turnwise.records import read_stage_output
+
+    s = ctx.settings
+    conversations = ctx.conversations("dialogues")
+    config = DetectConfig(lang=None if s.lang == "auto" else s.lang, judge=s.judge if "judge" in ctx.models else None,
+                          search_path=search_path(s.template_dir))
+    ctx.total(len(conversations))
+
+    async def go() -> dict[str, Any]:
+        async with ctx.open_models("judge") as (judge,):
+            with ctx.records("detections") as run:
+                result = await run_detect(conversations, run.store, config, judge, max_in_flight=s.max_in_flight,
+                                          on_record=lambda _: ctx.advance())
+                run.cost = result.cost.to_dict()
+                run.fields["turns"] = {"labelled": result.turns, "dependent": result.dependent,
+                                       "judged": result.judged, "judge_failures": result.judge_failures}
+        return result.cost.to_dict()
+
+    cost = asyncio.run(go())
+    records = read_stage_output(ctx.output("detections"))
+    turns = [t for r in records for t in r["turns"]]
+    dependent = sum(t["dependent"] for t in turns)
+    judged = sum(t["decided_by"] == "judge" for t in turns)
+    counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "filtered", "failed")}
+    return StageResult(ctx.outputs(), f"context-dependent: {dependent} of {len(turns)} follow-up turns "
+                       f"({percent(dependent, len(turns))}) in {len(records)} conversations"
+                       + (f"; {judged} decided by the judge" if "judge" in ctx.models else ""),
+                       counts=counts, cost=cost, numbers={"turns": len(turns), "dependent": dependent,
+                                                          "judged": judged})
+
+
+STAGE = Stage("detect", "Label every follow-up user turn as context-dependent or standalone (cues, optional judge).",
+              DetectSettings, detect, inputs=(Port("dialogues", CONVERSATIONS),),
+              models=(Port("judge", "an LLM judge that confirms the cues", required=False),),
+              outputs=(Output("detections", "detections.jsonl", "per conversation, a label for every follow-up turn"),))

@@ -1,1 +1,0 @@
-"""Pipeline stages: each a pure core (records in, records out) driven by a thin CLI command."""
