@@ -187,9 +187,9 @@ def test_shuffle_and_borrow_helpers():
 def test_every_template_names_the_paper_and_renders(name, lang):
     from pathlib import Path
 
-    from turnwise.detect.prompts import render_prompt
+    from turnwise.prompts import render
 
     path = Path(__file__).resolve().parents[2] / "src" / "turnwise" / "templates" / "capo" / f"{name}.{lang}.jinja"
     assert "2310.07301" in "".join(path.read_text(encoding="utf-8").splitlines()[:3])
-    text = render_prompt("capo", name, lang, query="它多高？", history=TRUE_HISTORY, exchanges=1)
+    text = render(f"capo/{name}", lang, query="它多高？", history=TRUE_HISTORY, exchanges=1)
     assert "它多高？" in text and "{{" not in text and "2310.07301" not in text  # the comment is not rendered

@@ -63,7 +63,7 @@ def test_missing_variable_and_unknown_template_raise() -> None:
 
     with pytest.raises(jinja2.UndefinedError):
         render("score/helpfulness", "en", query="Q")
-    with pytest.raises(ConfigError, match=r"no judge template score/nope\.en\.jinja"):
+    with pytest.raises(ConfigError, match=r"no prompt template score/nope\.en\.jinja"):
         render("score/nope", "en")
 
 

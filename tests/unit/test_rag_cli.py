@@ -108,15 +108,18 @@ def test_rewrite_eval_with_a_rewriter(tmp_path: Path, capsys: pytest.CaptureFixt
     pytest.importorskip("sacrebleu")
     data = tmp_path / "canard.json"
     data.write_text(json.dumps(CANARD), encoding="utf-8")
-    out = tmp_path / "rewrites.jsonl"
-    assert run("rewrite", "eval", "--data", data, "--format", "canard", "--rewriter", "pronouns", "--backend",
-               SCRIPTED, "--output", out, "--cache", tmp_path / "cache.sqlite") == 0
+    out = tmp_path / "eval.md"
+    assert run("rewrite", "eval", data, out, "--from", "canard", "--model", "pronouns", "--backend", SCRIPTED,
+               "--cache", tmp_path / "cache.sqlite") == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2] == "rewriter: rewritten 2, unchanged 0, skipped 0, failed 0 (a failed turn is scored as the " \
                         "question itself)"
     figures = dict(part.split("=") for part in lines[-1].split())
     assert set(figures) == {"baseline_bleu", "baseline_rouge1", "bleu", "rouge1"}
     assert float(figures["rouge1"]) > float(figures["baseline_rouge1"])
-    report = json.loads((tmp_path / "rewrites.manifest.json").read_text())["report"]
+    assert out.read_text().splitlines()[-1] == lines[-1]
+    report = json.loads((tmp_path / "eval.report.json").read_text())
     assert report["statuses"] == {"rewritten": 2}
-    assert run("rewrite", "eval", "--data", data, "--format", "canard", "--rewriter", "x", "--predictions", out) == 2
+    assert len(read_stage_output(tmp_path / "eval.rewrites.jsonl")) == 2  # the rewriter's records, resumable
+    assert run("rewrite", "eval", data, out, "--from", "canard", "--model", "x", "--predictions",
+               tmp_path / "eval.rewrites.jsonl") == 2

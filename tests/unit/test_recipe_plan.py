@@ -213,11 +213,12 @@ def test_only_runs_one_stage_whose_inputs_are_complete(recipe_path):
         plan_of(recipe_path, from_stage="e")
 
 
-def test_a_stage_that_writes_less_than_it_declares_fails_and_stays_incomplete(recipe_path):
-    @register(Kind("fake_broken", "Declares an output it never writes.", SourceSettings, outputs=("lines",)),
-              replace_existing=True)
+def test_a_stage_that_writes_less_than_it_declares_fails_and_stays_incomplete(recipe_path, monkeypatch):
     def broken(ctx: StageContext) -> StageResult:
         return StageResult({"lines": "missing.txt"})
+
+    monkeypatch.setitem(STAGES, "fake_broken", Stage("fake_broken", "Declares an output it never writes.",
+                                                     SourceSettings, broken, outputs=(Output("lines", "lines.txt"),)))
 
     text = recipe_path.read_text()
     recipe_path.write_text(text.replace("kind: fake_source, settings", "kind: fake_broken, settings"))

@@ -105,7 +105,7 @@ def test_a_path_that_names_no_stage_is_a_file(tmp_path):
     ("  - {name: x, kind: bestofn, inputs: {dialogues: data}, models: {policy: base}}\n",
      "stages[2] x: settings.scorer: longreward needs a judge model"),
     ("  - {name: x, kind: eval, inputs: {benchmark: 'data:scripts'}, models: {M: base}}\n",
-     "stages[2] x: models: method judge needs a judge model"),
+     "stages[2] x: models: missing model role 'judge'"),
 ])
 def test_each_problem_names_the_file_and_the_key(tmp_path, stages, expected):
     path = write(tmp_path, recipe_text(tmp_path, stages))
@@ -158,12 +158,13 @@ def test_bad_fast_blocks_and_sets_are_refused(tmp_path):
 
 
 def test_nested_settings_coerce_and_report_their_path():
-    from turnwise.recipe.kinds.pairs import CapoSettings
+    from turnwise.capo.stage import CapoConfig as CapoSettings
 
     cfg = build_settings(CapoSettings, {"mix": {"neglect": "2", "hallucination": 0, "misunderstanding": 1},
                                         "settings": {"max_tokens": "16", "stop": ["\n"]}}, "s")
     assert dict(cfg.mix) == {"neglect": 2.0, "hallucination": 0.0, "misunderstanding": 1.0}
-    assert cfg.settings == GenerationSettings(temperature=1.0, max_tokens=16, stop=("\n",))
+    # the other sampling settings are the field's documented defaults (temperature 0.7), not GenerationSettings' own
+    assert cfg.settings == GenerationSettings(temperature=0.7, max_tokens=16, stop=("\n",))
     assert plain(cfg)["settings"]["stop"] == ["\n"]
     with pytest.raises(ConfigError, match=r"^s\.settings: unknown key 'max_token' \(did you mean 'max_tokens'\?\)"):
         build_settings(CapoSettings, {"settings": {"max_token": 1}}, "s")

@@ -106,7 +106,7 @@ def test_cli_human_rewrites_score_100(tmp_path: Path, capsys: pytest.CaptureFixt
                     encoding="utf-8")
     refs = tmp_path / "refs.txt"
     refs.write_text("西安明天有雨吗\nfgo是什么\n", encoding="utf-8")
-    assert run("rewrite", "eval", "--data", data, "--format", "zh-rewrite", "--predictions", refs) == 0
+    assert run("rewrite", "eval", data, tmp_path / "zh.md", "--from", "zh-rewrite", "--predictions", refs) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     figures = dict(part.split("=") for part in last.split())
     assert figures["bleu"] == "100.00" and figures["rouge1"] == "100.00" and float(figures["baseline_bleu"]) < 100
@@ -117,9 +117,9 @@ def test_cli_on_canard_dev(shared_data: Path, tmp_path: Path, capsys: pytest.Cap
     refs = tmp_path / "refs.txt"
     refs.write_text("".join(row["Rewrite"] + "\n" for row in json.loads(data.read_text(encoding="utf-8"))),
                     encoding="utf-8")
-    assert run("rewrite", "eval", "--data", data, "--format", "canard") == 0
+    assert run("rewrite", "eval", data, tmp_path / "baseline.md", "--from", "canard") == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "baseline_bleu=34.76 baseline_rouge1=68.47"
-    assert run("rewrite", "eval", "--data", data, "--format", "canard", "--predictions", refs) == 0
+    assert run("rewrite", "eval", data, tmp_path / "humans.md", "--from", "canard", "--predictions", refs) == 0
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == "baseline_bleu=34.76 baseline_rouge1=68.47 bleu=100.00 rouge1=100.00"
     assert "baseline  needs rewrite    3217" in out

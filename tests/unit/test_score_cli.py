@@ -45,8 +45,8 @@ def test_checks_score_without_a_judge(answers: Path, tmp_path: Path) -> None:
         (["--scorer", "bleu"], "unknown scorer 'bleu'"),
         (["--scorer", "exact=0"], "the weight must be positive"),
         (["--dimensions", "helpfulness,style"], "unknown LongReward dimensions ['style']"),
-        (["--retriever", "sparse"], "--retriever must be one of dense, bm25"),
-        ([], "the longreward scorer needs --judge-model"),
+        (["--retriever", "sparse"], "settings.retriever: expected one of dense, bm25"),
+        ([], "longreward needs a judge model (--judge-model"),
     ],
 )
 def test_bad_settings_stop_before_any_output(answers: Path, tmp_path: Path, capsys, args, message) -> None:

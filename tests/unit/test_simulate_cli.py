@@ -27,8 +27,8 @@ def test_simulate_writes_records_manifest_and_stats(tmp_path):
     records = read_stage_output(out)
     assert len(records) == 5 and all(r["status"] == "ok" and len(r["messages"]) == 6 for r in records)
     manifest = json.loads((tmp_path / "out.manifest.json").read_text())
-    assert manifest["stage"] == "simulate" and manifest["config"]["simulate"]["end_marker"] == "[END]"
-    assert manifest["config"]["simulate"]["seed"] == 7
+    assert manifest["stage"] == "simulate" and manifest["config"]["settings"]["end_marker"] == "[END]"
+    assert manifest["config"]["settings"]["seed"] == 7
     stats = manifest["stats"]
     assert stats["dialogues"] == 5 and stats["turns_per_dialogue"] == 3.0 and stats["simulated_user_turns"] == 10
     assert set(stats["context_dependent"]) == {"turns", "share_of_simulated_user_turns", "per_dialogue", "detector"}
@@ -43,5 +43,5 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys):
         main(["simulate", "--seeds", str(seeds), "-o", str(tmp_path / "o.jsonl"), "--user-model", "m",
               "--assistant-model", "m", "--base-url", "http://127.0.0.1:9/v1", "--mode", "chat"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.startswith("error: mode must be one of")
+    assert capsys.readouterr().err.startswith("error: settings: mode must be one of")
     assert not (tmp_path / "o.jsonl").exists()

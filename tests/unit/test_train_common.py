@@ -136,7 +136,8 @@ def test_cli_help_lists_every_setting_and_reports_bad_keys(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["train", "dpo", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for name in ("sft_weight", "precompute_ref_log_probs", "max_length", "lora_target_modules"):
+    for name in ("--sft-weight", "--precompute-ref-log-probs", "--max-length", "--lora-target-modules",
+                 "--accelerate", "--num-processes", "--only", "--data", "--model", "--output"):
         assert name in result.output
     result = runner.invoke(app, ["train", "accelerate-config", "zero3"])
     assert result.output.strip().endswith("zero3.yaml")

@@ -59,11 +59,12 @@ def check_scoring(settings: ScoringSettings, models: dict[str, str]) -> list[str
     try:
         check_specs(list(settings.scorer))
     except ConfigError as exc:
-        problems.append(f"scorer: {exc}")
+        problems.append(f"settings.scorer: {exc}")
     if settings.needs_judge() and "judge" not in models:
-        problems.append("scorer: longreward needs a judge model (--judge-model; in a recipe, models: {judge: NAME})")
+        problems.append("settings.scorer: longreward needs a judge model (--judge-model; in a recipe, models: "
+                        "{judge: NAME}), or score with exact, numeric... (--scorer)")
     if settings.retriever not in KINDS:
-        problems.append(f"retriever: expected one of {', '.join(KINDS)}, got {settings.retriever!r}")
+        problems.append(f"settings.retriever: expected one of {', '.join(KINDS)}, got {settings.retriever!r}")
     return problems
 
 

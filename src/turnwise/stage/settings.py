@@ -59,11 +59,24 @@ def build_settings(cls: type, values: Mapping[str, Any], where: str, *, provided
     for key, value in values.items():
         if key not in allowed:
             raise ConfigError(f"{where}: {_unknown(str(key), allowed, provided)}")
-        kwargs[key] = _coerce(value, types_[key], f"{where}.{key}")
+        kwargs[key] = _coerce(_over_default(cls, key, value), types_[key], f"{where}.{key}")
     try:
         return cls(**kwargs, **provided)
     except (TypeError, ValueError, ConfigError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _over_default(cls: type, key: str, value: Any) -> Any:
+    """A nested mapping on top of the field's own default (``settings: {max_tokens: 16}`` keeps the other sampling
+    settings the class documents for that field, not the nested class's bare defaults)."""
+    if not isinstance(value, Mapping):
+        return value
+    field = next(f for f in dataclasses.fields(cls) if f.name == key)
+    default = field.default if field.default is not dataclasses.MISSING else (
+        field.default_factory() if field.default_factory is not dataclasses.MISSING else None)
+    if dataclasses.is_dataclass(default) and not isinstance(default, type):
+        return merge(plain(default), value)
+    return value
 
 
 def _unknown(key: str, allowed: list[str], provided: Mapping[str, Any]) -> str:
