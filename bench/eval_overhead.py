@@ -59,10 +59,10 @@ from turnwise.eval.judge import EvalJudgeConfig, run_judge
 from turnwise.eval.pipeline import run_eval
 from turnwise.eval.scripted import ScriptedEvalJudge, parse_prompt
 from turnwise.judge.core import Judge
-from turnwise.prompts import render
 from turnwise.models.base import ModelSpec
 from turnwise.models.cache import CachedChatModel, ResponseCache
 from turnwise.models.openai_http import OpenAIChatModel
+from turnwise.prompts import render
 from turnwise.records import RecordStore, read_stage_output
 from turnwise.testing.scripted_runner import stop_process
 from turnwise.testing.scripted_server import ScriptedServer, ServerConfig, start

@@ -21,7 +21,7 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,9 +105,9 @@ def coerce(value: Any, annotation: Any) -> Any:
             except ValueError:
                 continue
         raise ValueError(f"expected {type_name(annotation)}, got {value!r}")
-    if origin in (list, tuple):
+    if origin in (list, tuple, Sequence):
         items = _as_list(value, annotation)
-        return origin(coerce(item, args[0] if args else Any) for item in items)
+        return (tuple if origin is Sequence else origin)(coerce(item, args[0] if args else Any) for item in items)
     if origin is dict:
         return _coerce_dict(value, args, annotation)
     return _coerce_scalar(value, annotation)

@@ -12,8 +12,8 @@ from turnwise.cli.main import main
 from turnwise.data.formats import read_records
 from turnwise.data.formats_chat import read_sharegpt
 from turnwise.data.schema import PreferencePair
-from turnwise.records import make_record, read_stage_output
 from turnwise.quickstart.world import toy_dialogues
+from turnwise.records import make_record, read_stage_output
 
 pytest.importorskip("torch")
 pytest.importorskip("jieba")

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from turnwise.data.schema import Conversation
+from turnwise.generate.core import run_generate
 from turnwise.models.base import GenerationSettings, ModelSpec, load_model
 from turnwise.records import RecordStore, read_stage_output
-from turnwise.generate.core import run_generate
 from turnwise.testing.scripted_runner import serve_in_thread, spawn_server
 from turnwise.testing.scripted_server import ServerConfig
 

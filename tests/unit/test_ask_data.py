@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from turnwise.cli.main import app
 from turnwise.data.render import IGNORE_INDEX
+from turnwise.quickstart.tiny_model import build_tiny_tokenizer
 from turnwise.simulate.ask_data import AskDataConfig, ask_example, ask_messages, write_ask_dataset
 from turnwise.simulate.prompts import SimulatorPrompt
-from turnwise.quickstart.tiny_model import build_tiny_tokenizer
 
 # A hand-written 3-turn dialogue, with the assistant's own system prompt (which the flip leaves out).
 DIALOGUE = [

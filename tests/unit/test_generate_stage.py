@@ -8,9 +8,9 @@ import pytest
 
 from turnwise.data.schema import Conversation
 from turnwise.errors import ConfigError
+from turnwise.generate.core import answer_conversation, run_generate
 from turnwise.models.base import GenerationSettings
 from turnwise.records import RecordStore, read_stage_output
-from turnwise.generate.core import answer_conversation, run_generate
 from turnwise.stage.runner import run_bounded
 from turnwise.testing.fake import FakeChatModel
 

@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from turnwise.errors import ConfigError, TurnwiseError
 from turnwise.recipe import load_recipe, make_plan, run_plan
+from turnwise.recipe.hashing import digest
+from turnwise.records import make_record, read_stage_output
 from turnwise.stage.context import StageContext, StageResult
 from turnwise.stage.spec import Output, Port, Stage
 from turnwise.stage.table import STAGES
-from turnwise.recipe.hashing import digest
-from turnwise.records import make_record, read_stage_output
 
 CALLS: Counter[str] = Counter()   # adapter calls per stage
 WORK: Counter[str] = Counter()    # records written per stage

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from turnwise.data.schema import Conversation
-from turnwise.models.base import ModelSpec
 from turnwise.bestofn.stage import turn_prompts
+from turnwise.data.schema import Conversation
 from turnwise.eval.adapter import slug
+from turnwise.models.base import ModelSpec
 from turnwise.recipe.report import markdown_to_html
 from turnwise.stage.context import Layout, ResolvedModel, StageContext
 from turnwise.stage.inputs import read_conversations
@@ -24,8 +24,9 @@ PROVIDED = {"data": "<inputs.data>", "model": "<models.base>", "output": "<stage
 
 def context(tmp_path: Path, **settings) -> StageContext:
     cfg = build_settings(DPOStageSettings, settings, "s", provided=PROVIDED)
-    return StageContext(DPO, "train_dpo", Layout(tmp_path), cfg, {}, {"base": ResolvedModel("sft", ModelSpec("runs/sft"))},
-                        {}, tmp_path / "cache.sqlite", key="0" * 64)
+    models = {"base": ResolvedModel("sft", ModelSpec("runs/sft"))}
+    return StageContext(DPO, "train_dpo", Layout(tmp_path), cfg, {}, models, {}, tmp_path / "cache.sqlite",
+                        key="0" * 64)
 
 
 def test_a_training_stage_hands_the_trainer_its_own_config(tmp_path):

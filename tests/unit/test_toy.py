@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from turnwise.quickstart.results import results_html, results_markdown, seeds_markdown
 from turnwise.quickstart.world import (
     ENTITIES,
     KINDS,
@@ -17,7 +18,6 @@ from turnwise.quickstart.world import (
     toy_dialogues,
     toy_splits,
 )
-from turnwise.quickstart.results import results_html, results_markdown, seeds_markdown
 
 BY_NAME = {e.name: k for k, e in enumerate(ENTITIES)}
 

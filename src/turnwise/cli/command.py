@@ -22,17 +22,16 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from turnwise.config import coerce, field_docs, parse_sets, read_yaml, type_name
-from turnwise.errors import ConfigError
+from turnwise.config import field_docs, parse_sets, read_yaml, type_name
 from turnwise.models.base import ModelSpec
-from turnwise.stage.settings import Setting, build_settings, flat_settings, merge, nest
+from turnwise.stage.settings import Setting, build_settings, coerce_value, flat_settings, merge, nest
 from turnwise.stage.spec import Stage
 from turnwise.stage.table import load_stage
 
@@ -63,7 +62,8 @@ def stage_command(name: str) -> Callable[..., None]:
     def command(**values: Any) -> None:
         from turnwise.cli.run_stage import run_command
 
-        run_command(stage, {key: (info, values[key]) for key, (_, info) in params.items()})
+        # the stage as the table has it now (the very object a recipe would run)
+        run_command(load_stage(name), {key: (info, values[key]) for key, (_, info) in params.items()})
 
     command.__signature__ = signature  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
@@ -129,7 +129,7 @@ def _option_type(setting: Setting) -> tuple[Any, tuple[str, ...]]:
     annotation = setting.annotation
     if annotation is bool:
         return bool | None, (f"{setting.flag}/--no-{setting.flag[2:]}",)
-    if typing.get_origin(annotation) in (list, tuple):
+    if typing.get_origin(annotation) in (list, tuple, Sequence):
         return list[str] | None, (setting.flag,)
     return str | None, (setting.flag,)
 
@@ -138,7 +138,7 @@ def _metavar(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return "|".join(map(str, typing.get_args(annotation)))
-    if origin in (list, tuple):
+    if origin in (list, tuple, Sequence):
         return f"{_metavar(typing.get_args(annotation)[0])},..."
     return type_name(annotation).upper().replace(" ", "")
 
@@ -177,7 +177,7 @@ def _models(stage: Stage) -> list[tuple[inspect.Parameter, Param]]:
                 doc = f"{doc} (default: the unprefixed option's)"
             kind, decls = _spec_option(f, flag, role is None)
             option = typer.Option(*decls, help=helptext(doc), show_default=False, rich_help_panel=panel)
-            name = f"m_{role or '_'}__{f.name}"
+            name = f"m_{role or ''}__{f.name}"
             out.append((_param(name, Annotated[kind, option]), Param("model", f.name, flag, role=role, field=f.name)))
     return out
 
@@ -218,7 +218,7 @@ def _run_options() -> list[tuple[inspect.Parameter, Param]]:
 
 # -- from option values to what the adapter gets ----------------------------------------------------------
 
-def settings_from(stage: Stage, given: dict[Setting, Any], config: Path | None, sets: list[str]) -> Any:
+def settings_from(stage: Stage, given: list[tuple[Setting, Any]], config: Path | None, sets: list[str]) -> Any:
     """The stage's settings from ``--config``, ``--set`` and the options given (in that order of precedence).
 
     Raises:
@@ -234,12 +234,8 @@ def settings_from(stage: Stage, given: dict[Setting, Any], config: Path | None, 
         from_sets = nest({tuple(k.split(".")): v for k, v in parse_sets(sets).items()})
         build_settings(stage.settings, from_sets, "--set", provided=provided)
         layers.append(from_sets)
-    options = {}
-    for setting, value in given.items():
-        try:
-            options[setting.key] = coerce(_one(value, setting.annotation), setting.annotation)
-        except ValueError as exc:
-            raise ConfigError(f"option {setting.flag}: {exc}") from None
+    options = {setting.key: coerce_value(_one(value, setting.annotation), setting.annotation, f"option {setting.flag}")
+               for setting, value in given}
     layers.append(nest(options))
     merged: dict[str, Any] = {}
     for layer in layers:
@@ -249,7 +245,7 @@ def settings_from(stage: Stage, given: dict[Setting, Any], config: Path | None, 
 
 def _one(value: Any, annotation: Any) -> Any:
     """A repeated option's values; one value with commas or a YAML list is read as the list it spells."""
-    if isinstance(value, list) and len(value) == 1 and typing.get_origin(annotation) in (list, tuple):
+    if isinstance(value, list) and len(value) == 1 and typing.get_origin(annotation) in (list, tuple, Sequence):
         return value[0]
     return value
 

@@ -71,7 +71,7 @@ def _chat(stage: Any, values: dict[str, tuple[Param, Any]], own: dict[str, Any])
     from turnwise.stage.context import Layout, StageContext
 
     run = {info.name: value for info, value in values.values() if info.kind == "run"}
-    given = {info.setting: v for info, v in values.values() if info.kind == "setting" and v is not None}
+    given = [(info.setting, v) for info, v in values.values() if info.kind == "setting" and v is not None]
     settings = settings_from(stage, given, run["config"], run["set"] or [])
     models = resolve_models(stage, [(info, v) for info, v in values.values() if info.kind == "model"])
     log = own["log"] or Path(f"rag-chat-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")

@@ -26,7 +26,7 @@ def run_command(stage: Stage, values: dict[str, tuple[Param, Any]]) -> StageResu
     """Options → settings → adapter → summary; see the module docstring."""
     run = {info.name: value for info, value in values.values() if info.kind == "run"}
     from_file = config_provided(stage, run["config"])
-    given = {info.setting: v for info, v in values.values() if info.kind == "setting" and v is not None}
+    given = [(info.setting, v) for info, v in values.values() if info.kind == "setting" and v is not None]
     settings = settings_from(stage, given, run["config"], run["set"] or [])
     models = resolve_models(stage, [(info, v) for info, v in values.values() if info.kind == "model"], from_file)
     inputs = _inputs(stage, {info.name: v for info, v in values.values() if info.kind == "input"}, from_file)
@@ -39,6 +39,7 @@ def run_command(stage: Stage, values: dict[str, tuple[Param, Any]]) -> StageResu
     ctx = StageContext(stage, stage.name, Layout.for_command(stage, Path(out)), settings, inputs, models,
                        {port: [str(p) for p in paths] for port, paths in inputs.items()}, _cache(run),
                        retry_failed=run["retry_failed"], say=lambda text: stderr.print(escape(text)))
+    ctx.layout.dir.mkdir(parents=True, exist_ok=True)
     with progress_bar(stage.name, None) as progress:
         ctx.on_progress = lambda done, total: progress.update(progress.task_ids[0], completed=done, total=total)
         result = stage.run(ctx)

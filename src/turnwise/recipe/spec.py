@@ -138,7 +138,9 @@ def _build(data: dict[str, Any], path: Path, problems: _Problems) -> Recipe:
     out_dir = _top(data, "out_dir", str, f"runs/{path.stem}", problems)
     threads = _top(data, "torch_threads", int | None, None, problems)
     models = _parse_models(data.get("models") or {}, problems)
-    stages = _parse_stages(data["stages"], models, seed, problems)
+    # A recipe's seed: is every stage's seed setting (unless the stage sets its own); without one, each stage keeps
+    # its own default, the one its command has.
+    stages = _parse_stages(data["stages"], models, seed if data.get("seed") is not None else None, problems)
     names = [s.get("name") for s in data["stages"]]
     for ref in models.values():
         if ref.from_stage is not None and ref.from_stage not in names:
@@ -243,7 +245,7 @@ def _parse_models(raw: Any, problems: _Problems) -> dict[str, ModelRef]:
     return models
 
 
-def _parse_stages(raw: list[Mapping[str, Any]], models: dict[str, ModelRef], seed: int,
+def _parse_stages(raw: list[Mapping[str, Any]], models: dict[str, ModelRef], seed: int | None,
                   problems: _Problems) -> list[StageSpec]:
     registry, stages, earlier = load_stages(), [], {}
     all_names = [s.get("name") for s in raw]
@@ -345,10 +347,10 @@ def _parse_roles(raw: Any, kind: Stage, models: dict[str, ModelRef], earlier: di
     return roles
 
 
-def _parse_settings(raw: Any, kind: Stage, seed: int, where: str, problems: _Problems) -> Any:
+def _parse_settings(raw: Any, kind: Stage, seed: int | None, where: str, problems: _Problems) -> Any:
     from turnwise.config import field_types
 
-    if isinstance(raw, Mapping) and "seed" in field_types(kind.settings) and "seed" not in raw:
+    if seed is not None and isinstance(raw, Mapping) and "seed" in field_types(kind.settings) and "seed" not in raw:
         raw = {**raw, "seed": seed}  # the recipe's seed, unless the stage sets its own
     try:
         return build_settings(kind.settings, raw, f"{where}: settings", provided=kind.provided)

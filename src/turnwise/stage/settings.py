@@ -22,7 +22,7 @@ from typing import Any
 from turnwise.config import coerce, field_types
 from turnwise.errors import ConfigError
 
-__all__ = ["Setting", "build_settings", "flat_settings", "merge", "nest", "plain", "plain_settings", "setting_names"]
+__all__ = ["Setting", "build_settings", "coerce_value", "flat_settings", "merge", "nest", "plain", "plain_settings", "setting_names"]
 
 
 def setting_names(cls: type, provided: tuple[str, ...] = ()) -> list[str]:
@@ -59,7 +59,7 @@ def build_settings(cls: type, values: Mapping[str, Any], where: str, *, provided
     for key, value in values.items():
         if key not in allowed:
             raise ConfigError(f"{where}: {_unknown(str(key), allowed, provided)}")
-        kwargs[key] = _coerce(_over_default(cls, key, value), types_[key], f"{where}.{key}")
+        kwargs[key] = coerce_value(_over_default(cls, key, value), types_[key], f"{where}.{key}")
     try:
         return cls(**kwargs, **provided)
     except (TypeError, ValueError, ConfigError) as exc:
@@ -87,7 +87,8 @@ def _unknown(key: str, allowed: list[str], provided: Mapping[str, Any]) -> str:
     return f"unknown key {key!r}{guess}; valid keys: {', '.join(allowed)}"
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
+def coerce_value(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` read as ``annotation`` (a nested dataclass from a mapping); errors name ``where``."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if dataclasses.is_dataclass(annotation):
         return build_settings(annotation, value if value is not None else {}, where)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from turnwise.data.schema import Message
 from turnwise.models.base import Completion, GenerationSettings, Usage
@@ -49,3 +50,17 @@ class FakeChatModel:
 
     async def aclose(self) -> None:
         return None
+
+
+class EchoBackend(FakeChatModel):
+    """The scripted model as a backend a spec names (``backend: turnwise.testing.fake:EchoBackend``), so a command
+    and a recipe stage can run it in-process: it answers ``answer to: <last message>``, seeded samples differing by a
+    suffix, and never fails.
+
+    Args:
+        spec: the model spec; its ``model`` is the name in cache keys and manifests.
+    """
+
+    def __init__(self, spec: Any = None):
+        super().__init__(model=spec.model if spec is not None else "echo")
+        self.backend = "echo"
