@@ -68,7 +68,7 @@ def expected(answers: Path, table: dict[str, list]) -> dict:
 
 
 def check_report(out: Path, table: dict[str, list], turns: int, stdout: str) -> None:
-    want = expected(out / "answers.jsonl", table)
+    want = expected(out / "answers-tiny.jsonl", table)
     [summary] = json.loads((out / "report" / "report.json").read_text())["single"]
     assert sorted(int(k) for k in summary["turns"]) == list(range(1, turns + 1))
     for k, scores in want["turns"].items():
@@ -83,11 +83,11 @@ def check_report(out: Path, table: dict[str, list], turns: int, stdout: str) -> 
     assert want["failed"]["judge"] > 0
     assert f"| **overall** | {statistics.mean(want['overall']):.2f} ±" in stdout
     samples = (out / "report" / "samples.jsonl").read_text().splitlines()
-    assert len(samples) == sum(len(r["judged"]) for r in read_stage_output(out / "answers.jsonl"))
+    assert len(samples) == sum(len(r["judged"]) for r in read_stage_output(out / "answers-tiny.jsonl"))
 
 
 def eval_args(data: Path, out: Path, tiny: Path, url: str, cache: Path, *extra: object) -> list[object]:
-    return ["eval", "run", data, out, "--model", tiny, "--backend", "local", "--name", "tiny", "--concurrency", 64,
+    return ["eval", "run", data, out, "--model", f"tiny={tiny}", "--backend", "local", "--concurrency", 64,
             "--max-tokens", 4, "--judge-model", "scripted", "--judge-base-url", url, "--judge-attempts", 2,
             "--cache", cache, *extra]
 
@@ -104,7 +104,7 @@ def mt_bench(tiny_model_dir: Path, shared_data: Path, judge_url: str, tmp_path_f
 def test_mt_bench_end_to_end(mt_bench, table) -> None:
     out, report_md = mt_bench
     check_report(out, table, 2, report_md)
-    answers = read_stage_output(out / "answers.jsonl")
+    answers = read_stage_output(out / "answers-tiny.jsonl")
     assert len(answers) == 80 and {r["meta"]["temperature"] for r in answers} == {0.0, 0.1, 0.7}
     assert sum(1 for r in answers if r.get("references")) == 30
 
@@ -116,25 +116,25 @@ def test_mt_eval_end_to_end_and_both_in_one_report(mt_bench, tiny_model_dir: Pat
     run(*eval_args(shared_data / "mt_eval" / "mt-bench_extended.jsonl", out, tiny_model_dir, judge_url, cache,
                    "--limit", 12))
     check_report(out, table, 5, capsys.readouterr().out)
-    assert len(read_stage_output(out / "judgements.jsonl")) == 12
-    run("eval", "report", mt_bench[0] / "judgements.jsonl", out / "judgements.jsonl", "--out", tmp_path / "both")
+    assert len(read_stage_output(out / "judgements-tiny.jsonl")) == 12
+    run("eval", "report", mt_bench[0] / "judgements-tiny.jsonl", out / "judgements-tiny.jsonl", "--out", tmp_path / "both")
     html = (tmp_path / "both" / "report.html").read_text()
     assert 'id="turns-mt-bench"' in html and 'id="radar-mt-eval"' in html
 
 
 def test_a_second_run_pays_for_nothing_it_had(mt_bench, tiny_model_dir: Path, shared_data: Path, judge_url: str,
                                               tmp_path: Path) -> None:
-    first = read_stage_output(mt_bench[0] / "answers.jsonl")
+    first = read_stage_output(mt_bench[0] / "answers-tiny.jsonl")
     answered = sum(1 for r in first for a in r["answers"] if a is not None)
     again = tmp_path / "again"
     run(*eval_args(shared_data / "mt_bench" / "question.jsonl", again, tiny_model_dir, judge_url,
                    mt_bench[0].parent / "cache.sqlite"))
-    cost = json.loads((again / "answers.manifest.json").read_text())["runs"][-1]["cost"]
+    cost = json.loads((again / "answers-tiny.manifest.json").read_text())["runs"][-1]["cost"]
     assert cost["cached"] == answered  # an empty answer is never cached: it is asked again
 
 
 def test_pairwise_judge_and_retry_failed(mt_bench, judge_url: str, tmp_path: Path, capsys) -> None:
-    answers = mt_bench[0] / "answers.jsonl"
+    answers = mt_bench[0] / "answers-tiny.jsonl"
     pairs = tmp_path / "pairs.jsonl"
     run("eval", "judge", answers, pairs, "--baseline", answers, "--judge-model", "scripted",
         "--judge-base-url", judge_url, "--no-cache")
@@ -143,7 +143,7 @@ def test_pairwise_judge_and_retry_failed(mt_bench, judge_url: str, tmp_path: Pat
     run("eval", "report", pairs, "--out", tmp_path / "pair-report")
     assert "| **overall** | 50.0% ± 0.0" in capsys.readouterr().out
     judgements = tmp_path / "judgements.jsonl"
-    judgements.write_bytes((mt_bench[0] / "judgements.jsonl").read_bytes())
+    judgements.write_bytes((mt_bench[0] / "judgements-tiny.jsonl").read_bytes())
     before = read_stage_output(judgements)
     run("eval", "judge", answers, judgements, "--judge-model", "scripted", "--judge-base-url", judge_url,
         "--judge-attempts", 2, "--retry-failed", "--no-cache")

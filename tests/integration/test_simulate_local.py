@@ -104,7 +104,7 @@ def test_simulate_command_with_the_local_backend(tiny_model_dir, tmp_path):
     args = ["simulate", "--seeds", str(seeds), "-o", str(out), "--user-model", str(tiny_model_dir),
             "--assistant-model", str(tiny_model_dir), "--user-backend", "local",
             "--assistant-backend", "local", "--mode", "prompted", "--turns", "2", "--min-turns", "1",
-            "--user-max-tokens", "8", "--max-tokens", "8", "--cache", str(tmp_path / "cache.sqlite"),
+            "--user-max-tokens", "8", "--assistant-max-tokens", "8", "--cache", str(tmp_path / "cache.sqlite"),
             *[x for f in ("too_short", "role_label", "answer", "language") for x in ("--disable-filter", f)]]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -112,6 +112,6 @@ def test_simulate_command_with_the_local_backend(tiny_model_dir, tmp_path):
     assert sorted(r["id"] for r in records) == ["s0", "s1", "s2", "s3"]
     manifest = json.loads(Path(tmp_path / "out.manifest.json").read_text())
     assert manifest["stats"]["dialogues"] == 4 and manifest["runs"][-1]["status"] == "complete"
-    assert manifest["config"]["user_model"]["backend"] == "local"
+    assert manifest["config"]["models"]["user"]["backend"] == "local"
     again = CliRunner().invoke(app, args)  # everything is done: nothing to call
     assert again.exit_code == 0 and "resuming: 4" in again.output

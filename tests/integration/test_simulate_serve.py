@@ -29,7 +29,7 @@ def simulate(tmp_path, *extra: str) -> tuple[list[dict], dict]:
     seeds.write_text("Where is the red box?\nWhat did Alice paint?\nHow old is the dog?\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
     args = ["simulate", "--seeds", str(seeds), "-o", str(out), "--turns", "3", "--min-turns", "1",
-            "--mode", "prompted", "--user-max-tokens", "6", "--max-tokens", "6", "--concurrency", "4",
+            "--mode", "prompted", "--user-max-tokens", "6", "--assistant-max-tokens", "6", "--concurrency", "4",
             "--cache", str(tmp_path / "cache.sqlite"), *RELAXED, *extra]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -62,6 +62,6 @@ def test_local_user_model_with_an_api_assistant(served, tmp_path):
     records, manifest = simulate(tmp_path, "--user-model", model, "--user-backend", "local",
                                  "--assistant-model", model, "--assistant-base-url", url)
     assert len(records) == 3
-    assert manifest["config"]["user_model"]["backend"] == "local"
-    assert manifest["config"]["assistant_model"]["backend"] == "openai"
+    assert manifest["config"]["models"]["user"]["backend"] == "local"
+    assert manifest["config"]["models"]["assistant"]["backend"] == "openai"
     assert all(r["meta"]["models"] == {"user": f"local:{model}", "assistant": f"openai:{model}"} for r in records)

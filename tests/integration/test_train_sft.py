@@ -147,7 +147,7 @@ def test_ask_through_the_cli(dialogues, tiny_llama3_dir, tmp_path, capsys):
               "--set", "trl_args={disable_tqdm: true}"])
     assert exit_info.value.code == 0
     err = capsys.readouterr().err
-    assert "ask: read 16; 16 rows (" in err and "ask: 3 steps" in err
+    assert "3 steps" in err and "read 16; 16 rows (" in err
     assert "rows shortened" in (out / "README.md").read_text(encoding="utf-8")
     assert json.loads((out / "train.manifest.json").read_text(encoding="utf-8"))["data"]["shortened"] > 0
 

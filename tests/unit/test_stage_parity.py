@@ -289,9 +289,10 @@ def test_a_commands_options_are_the_recipe_stages_keys(kind: str) -> None:
     assert {name[3:] for name in params if name.startswith("in_")} == {p.name for p in stage.inputs}
     assert {name[2:] for name in params if name.startswith("r_")} == RUN_OPTIONS
     roles = {name[2:].split("__")[0] for name in params if name.startswith("m_")}  # "" = unprefixed options
-    expected = {p.name for p in stage.models if p.name != stage.primary}
-    if stage.primary or stage.free_models or (stage.models and stage.spec_options):
-        expected.add("")  # the primary role's, and every role's defaults
+    others = [p for p in stage.models if p.name != stage.primary]
+    expected = {p.name for p in others}
+    if stage.primary or stage.free_models or any(p.shared for p in others):
+        expected.add("")  # the primary role's options, and the defaults of the roles that share them
     assert roles == expected
     spec_fields = {f.name for f in dataclasses.fields(ModelSpec)}
     for role in roles - {""}:

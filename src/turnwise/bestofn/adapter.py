@@ -60,7 +60,7 @@ STAGE = Stage("bestofn", "Best-of-N pairs: N sampled answers per prompt, scored,
               inputs=(Port("dialogues", "prompts (conversations ending with a user turn) or dialogues (see "
                                         "prompts): a file in any format turnwise reads, or a stage's records"),),
               models=(Port("policy", "the policy: samples the answers"),
-                      Port("judge", "the LLM judge of the longreward scorer", required=False)),
+                      Port("judge", "the LLM judge of the longreward scorer", required=False, shared=False)),
               outputs=(Output("pairs", "pairs.jsonl", "best-vs-worst preference pairs (trl-pref) for the trainer"),
                        Output("records", "records.jsonl", "every prompt with all candidates and their scores")),
               primary="policy", check=check_scoring)

@@ -159,9 +159,9 @@ def _models(stage: Stage) -> list[tuple[inspect.Parameter, Param]]:
     """``--model`` and the spec options of the primary role (and every role's defaults), then each other role's."""
     docs, out = field_docs(ModelSpec), []
     fields = [f for f in dataclasses.fields(ModelSpec)]
-    roles = [None, *(p.name for p in stage.models if p.name != stage.primary)]
-    if not stage.models and not stage.free_models:
-        return out
+    others = [p for p in stage.models if p.name != stage.primary]
+    unprefixed = bool(stage.primary or stage.free_models or any(p.shared for p in others))
+    roles = [None] * unprefixed + [p.name for p in others]
     for role in roles:
         port = stage.role(role or stage.primary or "") if role or stage.primary else None
         panel = f"Model: {role or stage.primary or 'every role'}"
@@ -173,7 +173,7 @@ def _models(stage: Stage) -> list[tuple[inspect.Parameter, Param]]:
             flag = "--" + ("" if role is None else role.replace("_", "-") + "-") + SPEC_FLAGS.get(
                 f.name, f.name.replace("_", "-"))
             doc = docs[f.name] if f.name != "model" else _model_doc(stage, port)
-            if role is not None and f.name != "model":
+            if role is not None and f.name != "model" and stage.role(role).shared:
                 doc = f"{doc} (default: the unprefixed option's)"
             kind, decls = _spec_option(f, flag, role is None)
             option = typer.Option(*decls, help=helptext(doc), show_default=False, rich_help_panel=panel)

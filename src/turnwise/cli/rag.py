@@ -33,10 +33,12 @@ app.command("batch")(stage_command("rag"))
 
 _CHAT_OWN = {
     "index": (Path, typer.Option("--index", help="A folder written by `turnwise rag index`.", show_default=False)),
-    "system": (str | None, typer.Option("--system", help="System message, kept through every turn.", show_default=False)),
+    "system": (str | None, typer.Option("--system", help="System message, kept through every turn.",
+                                        show_default=False)),
     "topic": (str | None, typer.Option("--topic", help="What the conversation is about (shown to the rewriter).",
                                        show_default=False)),
-    "log": (Path | None, typer.Option("--log", help="Per-turn JSONL log (default rag-chat-<time>.jsonl).", show_default=False)),
+    "log": (Path | None, typer.Option("--log", help="Per-turn JSONL log (default rag-chat-<time>.jsonl).",
+                                      show_default=False)),
 }
 
 

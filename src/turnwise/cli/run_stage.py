@@ -95,7 +95,8 @@ def resolve_models(stage: Stage, given: list[tuple[Param, Any]], from_file: dict
     for port in stage.models:
         own = {info.field: v for info, v in given if info.role == port.name and v is not None}
         if "model" in own:
-            models[port.name] = _resolved(own.pop("model"), {**shared, **own}, f"--{port.name}-model")
+            defaults = shared if port.shared else {}
+            models[port.name] = _resolved(own.pop("model"), {**defaults, **own}, f"--{port.name}-model")
         if port.required and port.name not in models:
             flag = "--model" if port.name == stage.primary else f"--{port.name.replace('_', '-')}-model"
             raise ConfigError(f"missing {flag} ({port.doc})")

@@ -235,7 +235,7 @@ def _check(settings: Any, models: dict[str, str]) -> list[str]:
     return []
 
 
-_JUDGE = Port("judge", "the LLM judge")
+_JUDGE = Port("judge", "the LLM judge", shared=False)
 ANSWER = Stage("eval_answer", "Answer every dialogue turn by turn with the model's own history (or the gold history).",
                EvalAnswerSettings, eval_answer, inputs=(BENCHMARK,), models=(Port("model", "the model to evaluate"),),
                outputs=(Output("answers", "answers.jsonl", "one record per dialogue, every turn answered"),),

@@ -75,6 +75,6 @@ STAGE = Stage("score", "Score answers: LongReward's four AI-feedback dimensions 
               ScoreSettings, score,
               inputs=(Port("answers", "conversations that end with the answer to score (generate's records, or a "
                                       "file in any format)"),),
-              models=(Port("judge", "the LLM judge of the longreward scorer", required=False),),
+              models=(Port("judge", "the LLM judge of the longreward scorer", required=False, shared=False),),
               outputs=(Output("scores", "scores.jsonl", "per answer, the scores of every dimension"),),
               check=check_scoring)

@@ -157,6 +157,7 @@ class StageContext:
     say: Callable[[str], None] = log.info
     runs: list[StageRun] = field(default_factory=list)
     skipped: dict[str, SkipReport] = field(default_factory=dict)
+    input_not_ok: dict[str, int] = field(default_factory=dict)
     _done: int = 0
     _total: int | None = None
 
@@ -173,9 +174,11 @@ class StageContext:
         """The conversations of input ``port``: a file in any format turnwise reads, or a stage's ``ok`` records.
 
         The settings' ``input_format``, ``skip_invalid`` and ``limit`` apply when the stage has them; skipped
-        malformed records are counted in the manifest of every record file the stage writes.
+        malformed records, and an earlier stage's records that are not ``ok``, are counted in the manifest of every
+        record file the stage writes.
         """
-        from turnwise.stage.inputs import read_conversations
+        from turnwise.records import read_stage_output
+        from turnwise.stage.inputs import is_stage_output, read_conversations
 
         s = self.settings
         limit = getattr(s, "limit", 0) if limit is None else limit
@@ -184,6 +187,8 @@ class StageContext:
         if report is not None and report.total:
             self.skipped[port] = report
             self.say(f"{self.input(port)}: {report.summary()}")
+        elif report is None and is_stage_output(self.input(port)):
+            self.input_not_ok[port] = sum(r["status"] != "ok" for r in read_stage_output(self.input(port)))
         return conversations
 
     # -- outputs -------------------------------------------------------------------------------------
@@ -301,6 +306,8 @@ class StageContext:
             store.close()
             self.runs.append(run)
             counts, fields = {**store.counts, **run.counts}, dict(run.fields)
+            if self.input_not_ok:
+                counts["input_not_ok"] = sum(self.input_not_ok.values())
             if any(report.total for report in self.skipped.values()):
                 counts["skipped_invalid"] = sum(r.total for r in self.skipped.values())
                 fields["skipped_invalid"] = {port: r.to_dict() for port, r in self.skipped.items()}

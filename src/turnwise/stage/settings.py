@@ -22,7 +22,8 @@ from typing import Any
 from turnwise.config import coerce, field_types
 from turnwise.errors import ConfigError
 
-__all__ = ["Setting", "build_settings", "coerce_value", "flat_settings", "merge", "nest", "plain", "plain_settings", "setting_names"]
+__all__ = ["Setting", "build_settings", "coerce_value", "flat_settings", "merge", "nest", "plain", "plain_settings",
+           "setting_names"]
 
 
 def setting_names(cls: type, provided: tuple[str, ...] = ()) -> list[str]:

@@ -33,6 +33,8 @@ class Port:
         required: a stage must be given it.
         many: takes several files or stages (inputs only).
         flag: the command-line spelling when it is not ``--<name>`` (``--data`` for DPO's ``pairs``).
+        shared: (model roles) the command's unprefixed model options (``--backend``, ``--base-url``...) are this
+            role's defaults too; False for a role usually served elsewhere, such as a judge.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Port:
     required: bool = True
     many: bool = False
     flag: str | None = None
+    shared: bool = True
 
     @property
     def option(self) -> str:
