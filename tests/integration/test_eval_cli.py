@@ -117,7 +117,8 @@ def test_mt_eval_end_to_end_and_both_in_one_report(mt_bench, tiny_model_dir: Pat
                    "--limit", 12))
     check_report(out, table, 5, capsys.readouterr().out)
     assert len(read_stage_output(out / "judgements-tiny.jsonl")) == 12
-    run("eval", "report", mt_bench[0] / "judgements-tiny.jsonl", out / "judgements-tiny.jsonl", "--out", tmp_path / "both")
+    run("eval", "report", mt_bench[0] / "judgements-tiny.jsonl", out / "judgements-tiny.jsonl", "--out",
+        tmp_path / "both")
     html = (tmp_path / "both" / "report.html").read_text()
     assert 'id="turns-mt-bench"' in html and 'id="radar-mt-eval"' in html
 

@@ -135,7 +135,7 @@ CASES = [
          {"input_format": "canard"}),
     Case("rag_index", {"corpus": "corpus.jsonl"}, {}, ["--kind", "bm25", "--chunk-tokens", "32"],
          {"kind": "bm25", "chunk_tokens": 32}, compare=()),
-    Case("rag", {"conversations": "dialogues.jsonl", "index": "index"}, {"model": ("m", RAG)},
+    Case("rag", {"conversations": "followups.jsonl", "index": "index"}, {"model": ("m", RAG)},
          ["--top-k", "1", "--budget", "300", "--tokenizer", "none"], {"top_k": 1, "budget": 300, "tokenizer": "none"}),
 ]
 
@@ -304,3 +304,64 @@ def test_a_commands_options_are_the_recipe_stages_keys(kind: str) -> None:
 
 def test_every_stage_kind_has_a_command_or_is_the_quickstarts_own() -> None:
     assert set(load_stages()) == set(COMMANDS) | RECIPE_ONLY
+
+
+# -- every prompt template can be replaced, from a command and from a recipe -------------------------------
+
+OVERRIDES = [  # (case, template file, its replacement, the text the model must then be sent)
+    (Case("simulate", {"seeds": "seeds.txt"}, {"user": ("u", ECHO), "assistant": ("a", ECHO)}, ["--lang", "en"],
+          {"lang": "en"}), "simulate/ask.en.jinja",
+     "{%- macro system() -%}MARK-SIM{%- endmacro -%}{%- macro opener() -%}Go.{%- endmacro -%}", "MARK-SIM"),
+    (Case("detect", {"dialogues": "dialogues.jsonl"}, {"judge": ("j", ECHO)}, ["--lang", "en"], {"lang": "en"}),
+     "detect/judge.en.jinja", "MARK-DETECT {{ turn }}", "MARK-DETECT"),
+    (Case("capo", {"dialogues": "dialogues.jsonl"}, {"negative": ("n", ECHO)}, ["--prompted", "--lang", "en"],
+          {"prompted": True, "lang": "en"}), "capo/neglect.en.jinja", "MARK-CAPO {{ query }}", "MARK-CAPO"),
+    (Case("score", {"answers": "answers.jsonl"}, {"judge": ("j", ECHO)},
+          ["--dimensions", "helpfulness", "--retriever", "bm25", "--lang", "en"],
+          {"longreward": {"dimensions": ["helpfulness"], "lang": "en"}, "retriever": "bm25"}),
+     "score/helpfulness.en.jinja", "MARK-SCORE {{ query }}", "MARK-SCORE"),
+    (Case("bestofn", {"dialogues": "answers.jsonl"}, {"policy": ("p", ECHO), "judge": ("j", ECHO)},
+          ["--n", "2", "--min-scored", "2", "--prompts", "last", "--dimensions", "logicality", "--retriever", "bm25",
+           "--lang", "en"],
+          {"n": 2, "min_scored": 2, "prompts": "last", "longreward": {"dimensions": ["logicality"], "lang": "en"},
+           "retriever": "bm25"}), "score/logicality.en.jinja", "MARK-BON {{ query }}", "MARK-BON"),
+    (Case("eval_judge", {"answers": "eval-answers.jsonl"}, {"judge": ("j", ECHO)}, ["--lang", "en"],
+          {"lang": "en"}), "eval/single.en.jinja", "MARK-EVAL", "MARK-EVAL"),
+    (Case("rewrite", {"conversations": "canard.json"}, {"model": ("m", ECHO)}, ["--from", "canard", "--lang", "en"],
+          {"input_format": "canard", "lang": "en"}), "rag/rewrite_cot.en.jinja", "MARK-REWRITE", "MARK-REWRITE"),
+    (Case("rag", {"conversations": "followups.jsonl", "index": "index"}, {"model": ("m", ECHO)},
+          ["--no-rewrite", "--answer-lang", "en"], {"rewrite": False, "answer_lang": "en"}),
+     "rag/answer.en.jinja", "MARK-RAG", "MARK-RAG"),
+]
+
+
+@pytest.mark.parametrize(("case", "template", "text", "marker"), OVERRIDES, ids=[o[1] for o in OVERRIDES])
+def test_template_dir_replaces_a_prompt_from_the_command_line_and_from_a_recipe(case, template, text, marker, data,
+                                                                                tmp_path):
+    from turnwise.testing.fake import EchoBackend
+
+    folder = tmp_path / "prompts"
+    (folder / template).parent.mkdir(parents=True)
+    (folder / template).write_text(text, encoding="utf-8")
+    stage = load_stage(case.kind)
+    EchoBackend.sent.clear()
+    out = tmp_path / "cli" / stage.outputs[0].file
+    assert run(*command_line(case, data, out, tmp_path / "cli.sqlite"), "--template-dir", folder) == 0
+    assert any(marker in json.dumps(conv) for conv in EchoBackend.sent), "the command's prompts"
+    EchoBackend.sent.clear()
+    with_dir = dataclasses.replace(case, settings={**case.settings, "template_dir": str(folder)})
+    run_plan(make_plan(load_recipe(recipe(with_dir, data, tmp_path / "recipe"))))
+    assert any(marker in json.dumps(conv) for conv in EchoBackend.sent), "the recipe stage's prompts"
+
+
+def test_every_stage_that_renders_a_prompt_takes_a_template_dir(tmp_path):
+    from turnwise.train.configs import AskTrainConfig
+
+    takes = {name for name, stage in load_stages().items()
+             if "template_dir" in {f.name for f in dataclasses.fields(stage.settings)}}
+    assert takes == {"simulate", "ask_data", "train_ask", "detect", "capo", "score", "bestofn", "eval", "eval_judge",
+                     "rewrite", "rewrite_eval", "rag"}
+    (tmp_path / "simulate").mkdir()
+    (tmp_path / "simulate" / "ask.en.jinja").write_text(OVERRIDES[0][2], encoding="utf-8")
+    ask = AskTrainConfig(data="d", model="m", output="o", lang="en", template_dir=str(tmp_path))
+    assert ask.ask_data().prompt("Hi").system == "MARK-SIM"  # the ask model trains on the prompt it is asked with

@@ -54,13 +54,19 @@ class FakeChatModel:
 
 class EchoBackend(FakeChatModel):
     """The scripted model as a backend a spec names (``backend: turnwise.testing.fake:EchoBackend``), so a command
-    and a recipe stage can run it in-process: it answers ``answer to: <last message>``, seeded samples differing by a
-    suffix, and never fails.
+    and a recipe stage can run it in-process: it answers ``answer to: <last message>``, samples after the first
+    differing by a suffix, and never fails.
+
+    Attributes:
+        sent: every conversation any EchoBackend was sent in this process, for tests that check what prompts say.
 
     Args:
         spec: the model spec; its ``model`` is the name in cache keys and manifests.
     """
 
+    sent: list[list[Message]] = []  # noqa: RUF012 - one log for every instance, on purpose
+
     def __init__(self, spec: Any = None):
         super().__init__(model=spec.model if spec is not None else "echo")
         self.backend = "echo"
+        self.seen = EchoBackend.sent
