@@ -64,8 +64,11 @@ def test_a_valid_recipe_resolves_references_models_and_settings(tmp_path):
     sft = recipe.stage("sft")
     assert sft.inputs["data"][0].stage == "data" and sft.inputs["data"][0].output == "train"
     assert recipe.stage("pairs").inputs["conversations"][0].output == "train"  # a bare name: the main output
-    assert (sft.settings.max_steps, sft.settings.seed, sft.settings.model) == (3, 0, "<models.base>")
+    # no seed: in the recipe, so the stage keeps its own default seed, the one `turnwise train sft` has
+    assert (sft.settings.max_steps, sft.settings.seed, sft.settings.model) == (3, 42, "<models.base>")
     assert recipe.models["base"].from_stage == "tiny" and recipe.out_dir == tmp_path / "out"
+    seeded = load_recipe(path, sets=["seed=5"])
+    assert seeded.stage("sft").settings.seed == 5 and seeded.stage("data").settings.seed == 5
 
 
 def test_a_path_that_names_no_stage_is_a_file(tmp_path):

@@ -29,9 +29,10 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from turnwise.config import field_docs, parse_sets, read_yaml, type_name
+from turnwise.cli.run_stage import Param, run_command
+from turnwise.config import field_docs, type_name
 from turnwise.models.base import ModelSpec
-from turnwise.stage.settings import Setting, build_settings, coerce_value, flat_settings, merge, nest
+from turnwise.stage.settings import Setting, flat_settings
 from turnwise.stage.spec import Stage
 from turnwise.stage.table import load_stage
 
@@ -41,18 +42,6 @@ SPEC_FLAGS = {"base_urls": "base-url", "timeout_s": "timeout", "backoff_s": "bac
 _RUN_PANEL = "Run"
 
 
-@dataclasses.dataclass(frozen=True)
-class Param:
-    """One generated parameter: what it feeds (``input``, ``output``, ``setting``, ``model``, ``run``) and how."""
-
-    kind: str
-    name: str
-    flag: str
-    setting: Setting | None = None
-    role: str | None = None
-    field: str | None = None
-
-
 def stage_command(name: str) -> Callable[..., None]:
     """The typer command of stage kind ``name`` (see the module docstring)."""
     stage = load_stage(name)
@@ -60,8 +49,6 @@ def stage_command(name: str) -> Callable[..., None]:
     signature = inspect.Signature([p for p, _ in params.values()])
 
     def command(**values: Any) -> None:
-        from turnwise.cli.run_stage import run_command
-
         # the stage as the table has it now (the very object a recipe would run)
         run_command(load_stage(name), {key: (info, values[key]) for key, (_, info) in params.items()})
 
@@ -214,45 +201,3 @@ def _run_options() -> list[tuple[inspect.Parameter, Param]]:
         option = typer.Option(*decls, help=doc, show_default=False, rich_help_panel=_RUN_PANEL)
         out.append((_param(f"r_{name}", Annotated[kind, option], default), Param("run", name, decls[0])))
     return out
-
-
-# -- from option values to what the adapter gets ----------------------------------------------------------
-
-def settings_from(stage: Stage, given: list[tuple[Setting, Any]], config: Path | None, sets: list[str]) -> Any:
-    """The stage's settings from ``--config``, ``--set`` and the options given (in that order of precedence).
-
-    Raises:
-        ConfigError: an unreadable file, an unknown key or a value of the wrong type, named by its source.
-    """
-    provided = dict(stage.provided)
-    layers: list[dict[str, Any]] = []
-    if config is not None:
-        from_file = {k: v for k, v in read_yaml(config).items() if k not in provided}
-        build_settings(stage.settings, from_file, str(config), provided=provided)
-        layers.append(from_file)
-    if sets:
-        from_sets = nest({tuple(k.split(".")): v for k, v in parse_sets(sets).items()})
-        build_settings(stage.settings, from_sets, "--set", provided=provided)
-        layers.append(from_sets)
-    options = {setting.key: coerce_value(_one(value, setting.annotation), setting.annotation, f"option {setting.flag}")
-               for setting, value in given}
-    layers.append(nest(options))
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = merge(merged, layer)
-    return build_settings(stage.settings, merged, "settings", provided=provided)
-
-
-def _one(value: Any, annotation: Any) -> Any:
-    """A repeated option's values; one value with commas or a YAML list is read as the list it spells."""
-    if isinstance(value, list) and len(value) == 1 and typing.get_origin(annotation) in (list, tuple, Sequence):
-        return value[0]
-    return value
-
-
-def config_provided(stage: Stage, config: Path | None) -> dict[str, Any]:
-    """The keys of a ``--config`` file that the command takes from its inputs, model and output instead
-    (``data``, ``model``, ``output`` of a training config)."""
-    if config is None or not stage.provided:
-        return {}
-    return {k: v for k, v in read_yaml(config).items() if k in stage.provided}

@@ -24,7 +24,8 @@ from typing import Annotated, Any
 
 import typer
 
-from turnwise.cli.command import Param, command_params, stage_command
+from turnwise.cli.command import command_params, stage_command
+from turnwise.cli.run_stage import Param
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Multi-turn RAG: rewrite follow-ups for retrieval, retrieve, answer with the history.")
@@ -66,9 +67,8 @@ def _chat_command() -> Any:
 def _chat(stage: Any, values: dict[str, tuple[Param, Any]], own: dict[str, Any]) -> None:
     from rich.markup import escape
 
-    from turnwise.cli.command import settings_from
     from turnwise.cli.options import stderr
-    from turnwise.cli.run_stage import resolve_models
+    from turnwise.cli.run_stage import resolve_models, settings_from
     from turnwise.models.cache import default_cache_path
     from turnwise.stage.context import Layout, StageContext
 

@@ -7,19 +7,34 @@ files go (``OUT`` and beside it, :meth:`~turnwise.stage.context.Layout.for_comma
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.markup import escape
 
-from turnwise.cli.command import Param, config_provided, settings_from
 from turnwise.cli.options import progress_bar, stderr
+from turnwise.config import parse_sets, read_yaml
 from turnwise.errors import ConfigError
 from turnwise.models.base import ModelSpec
 from turnwise.stage.context import Layout, ResolvedModel, StageContext, StageResult
-from turnwise.stage.settings import build_settings
+from turnwise.stage.settings import Setting, build_settings, coerce_value, merge, nest
 from turnwise.stage.spec import Stage
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One generated parameter: what it feeds (``input``, ``output``, ``setting``, ``model``, ``run``) and how."""
+
+    kind: str
+    name: str
+    flag: str
+    setting: Setting | None = None
+    role: str | None = None
+    field: str | None = None
 
 
 def run_command(stage: Stage, values: dict[str, tuple[Param, Any]]) -> StageResult:
@@ -120,3 +135,43 @@ def print_summary(ctx: StageContext, result: StageResult, *, top: int = 5) -> No
         stderr.print(escape(result.summary), soft_wrap=True)
     if "results" in ctx.stage.output_names and ctx.output("results").suffix == ".md":
         typer.echo(ctx.output("results").read_text(encoding="utf-8").rstrip())  # a stage's result table, on stdout
+
+
+def settings_from(stage: Stage, given: list[tuple[Setting, Any]], config: Path | None, sets: list[str]) -> Any:
+    """The stage's settings from ``--config``, ``--set`` and the options given (in that order of precedence).
+
+    Raises:
+        ConfigError: an unreadable file, an unknown key or a value of the wrong type, named by its source.
+    """
+    provided = dict(stage.provided)
+    layers: list[dict[str, Any]] = []
+    if config is not None:
+        from_file = {k: v for k, v in read_yaml(config).items() if k not in provided}
+        build_settings(stage.settings, from_file, str(config), provided=provided)
+        layers.append(from_file)
+    if sets:
+        from_sets = nest({tuple(k.split(".")): v for k, v in parse_sets(sets).items()})
+        build_settings(stage.settings, from_sets, "--set", provided=provided)
+        layers.append(from_sets)
+    options = {setting.key: coerce_value(_one(value, setting.annotation), setting.annotation, f"option {setting.flag}")
+               for setting, value in given}
+    layers.append(nest(options))
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = merge(merged, layer)
+    return build_settings(stage.settings, merged, "settings", provided=provided)
+
+
+def _one(value: Any, annotation: Any) -> Any:
+    """A repeated option's values; one value with commas or a YAML list is read as the list it spells."""
+    if isinstance(value, list) and len(value) == 1 and typing.get_origin(annotation) in (list, tuple, Sequence):
+        return value[0]
+    return value
+
+
+def config_provided(stage: Stage, config: Path | None) -> dict[str, Any]:
+    """The keys of a ``--config`` file that the command takes from its inputs, model and output instead
+    (``data``, ``model``, ``output`` of a training config)."""
+    if config is None or not stage.provided:
+        return {}
+    return {k: v for k, v in read_yaml(config).items() if k in stage.provided}

@@ -191,6 +191,19 @@ class StageContext:
             self.input_not_ok[port] = sum(r["status"] != "ok" for r in read_stage_output(self.input(port)))
         return conversations
 
+    def conversation_file(self, port: str, limit: int = 0) -> Path:
+        """Input ``port`` as a plain conversation file a trainer can read (stage records are exported first)."""
+        from turnwise.stage.inputs import is_stage_output, read_conversations
+
+        path = self.input(port)
+        if not is_stage_output(path) and not limit:
+            return path
+        from turnwise.data.formats import write_records
+
+        target = self.path(f"{port}.openai.jsonl")
+        write_records(target, read_conversations(path, limit)[0], "openai")
+        return target
+
     # -- outputs -------------------------------------------------------------------------------------
     def output(self, name: str) -> Path:
         """Where output ``name`` goes."""

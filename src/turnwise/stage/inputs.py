@@ -11,7 +11,6 @@ from turnwise.records import STATUSES, read_stage_output
 
 if TYPE_CHECKING:
     from turnwise.data.formats import SkipReport
-    from turnwise.stage.context import StageContext
 
 
 def is_stage_output(path: Path) -> bool:
@@ -64,18 +63,6 @@ def read_conversations(path: Path, limit: int = 0, fmt: str | None = None, *, sk
             if limit and len(conversations) >= limit:
                 break
     return (conversations[:limit] if limit else conversations), report
-
-
-def conversation_file(ctx: StageContext, port: str, limit: int = 0) -> Path:
-    """Input ``port`` as a plain conversation file a trainer can read (stage records are exported first)."""
-    path = ctx.input(port)
-    if not is_stage_output(path) and not limit:
-        return path
-    from turnwise.data.formats import write_records
-
-    target = ctx.path(f"{port}.openai.jsonl")
-    write_records(target, read_conversations(path, limit)[0], "openai")
-    return target
 
 
 def percent(part: float, whole: float) -> str:

@@ -31,7 +31,6 @@ from typing import Any
 
 from turnwise.errors import TurnwiseError
 from turnwise.stage.context import StageContext, StageResult
-from turnwise.stage.inputs import conversation_file
 from turnwise.stage.spec import Output, Port, Stage
 from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, SFTTrainConfig, TrainConfig
 
@@ -154,13 +153,13 @@ def _numbers(logged: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_sft(ctx: StageContext) -> StageResult:
-    logged = _train(ctx, core_config(ctx, SFTTrainConfig, conversation_file(ctx, "data")), "sft")
+    logged = _train(ctx, core_config(ctx, SFTTrainConfig, ctx.conversation_file("data")), "sft")
     return StageResult(ctx.outputs(), f"{_loss_line(logged)} ({', '.join(ctx.settings.train_on)} turns)",
                        counts=logged["data"], numbers=_numbers(logged))
 
 
 def train_ask(ctx: StageContext) -> StageResult:
-    logged = _train(ctx, core_config(ctx, AskTrainConfig, conversation_file(ctx, "data")), "ask")
+    logged = _train(ctx, core_config(ctx, AskTrainConfig, ctx.conversation_file("data")), "ask")
     return StageResult(ctx.outputs(), f"{_loss_line(logged)} (user turns, roles flipped)", counts=logged["data"],
                        numbers=_numbers(logged))
 
