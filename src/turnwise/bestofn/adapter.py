@@ -50,7 +50,8 @@ def bestofn(ctx: StageContext) -> StageResult:
     counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "filtered", "failed")}
     mean = sum(totals) / len(totals) if totals else 0.0
     return StageResult(ctx.outputs(), f"{pairs} preference pairs from {len(prompts)} prompts ({s.n} samples each, "
-                       f"scored by {scorer_name}: mean {mean:.1f}/10; {per_response(cost['scoring'])})",
+                       f"scored by {scorer_name}: mean {mean:.1f}/10"
+                       + (f"; {per_response(cost['scoring'])})" if s.needs_judge() else ")"),
                        counts=counts, cost={**cost["policy"], "scoring": cost["scoring"]},
                        numbers={"pairs": pairs, "prompts": len(prompts), "mean_score": mean})
 
