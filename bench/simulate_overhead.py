@@ -148,7 +148,7 @@ def rss_run(args: argparse.Namespace, work: Path) -> dict:
         cmd = [sys.executable, "-m", "turnwise.cli.main", "simulate", "--seeds", str(seeds),
                "-o", str(work / "rss.jsonl"), "--user-model", "scripted", "--assistant-model", "scripted",
                "--base-url", base_url, "--concurrency", str(args.concurrency), "--turns", str(args.turns),
-               "--cache", str(work / "rss.sqlite"), "--user-max-tokens", "64", "--max-tokens", "128"]
+               "--cache", str(work / "rss.sqlite"), "--user-max-tokens", "64", "--assistant-max-tokens", "128"]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the server's
