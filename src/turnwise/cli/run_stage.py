@@ -48,12 +48,12 @@ def run_command(stage: Stage, values: dict[str, tuple[Param, Any]]) -> StageResu
     out = next(v for info, v in values.values() if info.kind == "output") or from_file.get("output")
     if out is None:
         raise ConfigError("missing the output: give --output/-o")
-    if stage.spec_options:
-        for model in models.values():
-            model.spec.resolved_backend()  # a model no backend can serve is an error before anything starts
     problems = stage.check(settings, {role: m.name for role, m in models.items()}) if stage.check else []
     if problems:
         raise ConfigError("; ".join(problems))
+    if stage.spec_options:
+        for model in models.values():
+            model.spec.resolved_backend()  # a model no backend can serve is an error before anything starts
     ctx = StageContext(stage, stage.name, Layout.for_command(stage, Path(out)), settings, inputs, models,
                        {port: [str(p) for p in paths] for port, paths in inputs.items()}, _cache(run),
                        retry_failed=run["retry_failed"], say=lambda text: stderr.print(escape(text)))
