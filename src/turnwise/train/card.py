@@ -77,8 +77,10 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> list[str]:
 
 def _front_matter(result: TrainResult, cfg: TrainConfig) -> list[str]:
     lines = ["---", f"library_name: {'peft' if cfg.lora else 'transformers'}"]
-    if not os.path.isdir(cfg.model):  # a hub id: link the card to its base model
-        lines.append(f"base_model: {cfg.model}")
+    if not os.path.isdir(cfg.model):  # a hub id (or a model turnwise embeds): link the card to its base model
+        from turnwise.models.embedded import EMBEDDED
+
+        lines.append(f"base_model: {EMBEDDED[cfg.model].hub_id if cfg.model in EMBEDDED else cfg.model}")
     lines += ["tags:", "- turnwise", "- trl", f"- {result.kind}", "---", ""]
     return lines
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from turnwise.data.render import load_tokenizer
 from turnwise.errors import ConfigError, TurnwiseError, require
+from turnwise.models.embedded import resolve
 from turnwise.train.common import (
     Placement,
     TrainResult,
@@ -63,7 +64,7 @@ def _reference(cfg: DPOTrainConfig, placement: Placement) -> Any:
     quantization = quantization_config(cfg, placement)
     if quantization is not None:
         kwargs["quantization_config"] = quantization
-    return transformers.AutoModelForCausalLM.from_pretrained(cfg.ref_model, **kwargs)
+    return transformers.AutoModelForCausalLM.from_pretrained(resolve(cfg.ref_model), **kwargs)
 
 
 def build_dpo_trainer(cfg: DPOTrainConfig, *, callbacks: list[Any] | None = None) -> tuple[Any, DataReport, Placement]:
@@ -85,7 +86,7 @@ def build_dpo_trainer(cfg: DPOTrainConfig, *, callbacks: list[Any] | None = None
         **trl_args(cfg, placement), **dpo_loss_args(cfg), precompute_ref_log_probs=cfg.precompute_ref_log_probs
     )
     trainer = _trainer_class(cfg)(
-        model=cfg.model,
+        model=resolve(cfg.model),
         ref_model=_reference(cfg, placement),
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),

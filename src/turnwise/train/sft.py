@@ -50,6 +50,8 @@ def build_sft_trainer(cfg: SFTTrainConfig, *, callbacks: list[Any] | None = None
         ConfigError: no row is left to train on, or a setting the machine cannot honour.
         TurnwiseError: TRL changed a row (a sign that its preprocessing and turnwise's disagree).
     """
+    from turnwise.models.embedded import resolve
+
     trl, datasets = require("trl", "train"), require("datasets", "train")
     placement = resolve_placement(cfg)
     tokenizer = load_tokenizer(cfg.model, chat_template=cfg.chat_template, trust_remote_code=cfg.trust_remote_code)
@@ -63,7 +65,7 @@ def build_sft_trainer(cfg: SFTTrainConfig, *, callbacks: list[Any] | None = None
         raise ConfigError(f"{cfg.data}: no row left to train on ({report.summary()})")
     log.info("sft data: %s", report.summary())
     trainer = trl.SFTTrainer(
-        model=cfg.model,
+        model=resolve(cfg.model),
         args=trl.SFTConfig(**trl_args(cfg, placement)),
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
