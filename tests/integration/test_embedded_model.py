@@ -86,9 +86,9 @@ def test_the_local_backend_answers_by_name_in_context(folder: Path, tmp_path: Pa
 @pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
 def test_it_trains_by_name(folder: Path, tmp_path: Path, lora: bool) -> None:
     data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps({"id": f"d{i}", "messages": PARIS + [{"role": "assistant", "content":
-                                                                             f"About {2 + i} million."}]}) + "\n"
-                            for i in range(2)), encoding="utf-8")
+    rows = [{"id": f"d{i}", "messages": [*PARIS, {"role": "assistant", "content": f"About {2 + i} million."}]}
+            for i in range(2)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     out = tmp_path / "model"
     run("train", "sft", "--data", data, "--model", NAME, "--output", out, "--max-steps", "1",
         "--per-device-train-batch-size", "2", "--max-length", "128", "--no-gradient-checkpointing",
