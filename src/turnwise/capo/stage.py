@@ -58,6 +58,8 @@ class CapoConfig:
         template_dir: a folder of prompt templates searched before the shipped ones (``capo/neglect.en.jinja``,
             ``simulate/ask.en.jinja``...).
         max_in_flight: dependent turns in work at once.
+        structured: a prompted invented history (hallucination) is held to JSON by constrained decoding (a grammar
+            on the local backend, ``response_format`` on an OpenAI-compatible server) and read as JSON.
     """
 
     mix: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(STRATEGIES, 1.0))
@@ -83,6 +85,7 @@ class CapoConfig:
     skip_invalid: bool = False
     template_dir: str | None = None
     max_in_flight: int = 64
+    structured: bool = False
 
     def __post_init__(self) -> None:
         if self.prompted:
@@ -222,7 +225,7 @@ def strategy_env(conversations: Sequence[Conversation], config: CapoConfig, mode
     return StrategyEnv(models, dict(config.modes), config.settings, config.simulator_settings,
                        pool=history_pool(conversations), seed=config.seed, exchanges=config.exchanges,
                        simulator_views=_simulator_views(config) if needs_views else {},
-                       search_path=search_path(config.template_dir))
+                       search_path=search_path(config.template_dir), structured=config.structured)
 
 
 async def run_capo(

@@ -33,6 +33,8 @@ from typing import Any
 from turnwise.capo.tasks import PairTask, stable_seed
 from turnwise.data.schema import Message, validate_messages
 from turnwise.errors import SchemaError
+from turnwise.judge.parse import ParseError
+from turnwise.judge.replies import Reply, json_object, structured_messages
 from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.prompts import render
 from turnwise.stage.runner import Cost
@@ -76,6 +78,7 @@ class StrategyEnv:
         simulator_views: language → the user simulator's view of an empty dialogue (system prompt and
             opener), from :mod:`turnwise.simulate.prompts`.
         search_path: template folders searched before the package's own.
+        structured: a prompted invented history is held to JSON by constrained decoding and read as JSON.
     """
 
     models: CapoModels
@@ -87,6 +90,7 @@ class StrategyEnv:
     exchanges: int = 1
     simulator_views: Mapping[str, Sequence[Message]] = field(default_factory=dict)
     search_path: tuple[str, ...] = ()
+    structured: bool = False
 
 
 @dataclass
@@ -163,11 +167,35 @@ async def hallucination(task: PairTask, env: StrategyEnv, cost: Cost) -> Negativ
 async def _invent_prompted(task: PairTask, env: StrategyEnv, cost: Cost) -> list[Message]:
     prompt = render("capo/hallucination", task.lang, search_path=env.search_path, query=task.query,
                     exchanges=env.exchanges)
-    raw = await _ask(env.models.negative, [{"role": "user", "content": prompt}], env.settings, cost)
+    messages, settings, parse = [{"role": "user", "content": prompt}], env.settings, parse_history
+    if env.structured:
+        reply = history_reply(env.exchanges)
+        messages = structured_messages(messages, reply, task.lang, env.search_path)
+        settings, parse = replace(settings, json_schema=reply.schema_text), reply.parse_json
+    raw = await _ask(env.models.negative, messages, settings, cost)
     try:
-        return parse_history(raw)
-    except SchemaError as exc:
+        return parse(raw)
+    except (SchemaError, ParseError) as exc:
         raise _CallFailed(f"invented history unparsable: {exc}", raw) from None
+
+
+def history_reply(exchanges: int) -> Reply[list[Message]]:
+    """An invented history: ``User:``/``Assistant:`` lines in text, ``{"exchanges": [{user, assistant}]}`` as JSON."""
+
+    def read(value: dict[str, Any]) -> list[Message]:
+        items = value.get("exchanges")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ParseError("the JSON reply has no list 'exchanges'")
+        lines = [f"{role.title()}: {i.get(role, '')}" for i in items for role in ("user", "assistant")]
+        try:
+            return parse_history("\n".join(lines))
+        except SchemaError as exc:
+            raise ParseError(str(exc)) from None
+
+    turn = {"type": "string", "minLength": 1, "maxLength": 300}
+    schema = json_object({"exchanges": {"type": "array", "minItems": 1, "maxItems": max(1, exchanges),
+                                        "items": json_object({"user": turn, "assistant": turn})}})
+    return Reply(parse_history, schema, read, '{"exchanges": [{"user": "...", "assistant": "..."}]}')
 
 
 async def _invent_with_simulator(task: PairTask, env: StrategyEnv, cost: Cost) -> list[Message]:

@@ -19,6 +19,8 @@ from typing import Any
 from turnwise.data.schema import Message
 from turnwise.detect.rules import TurnDecision, logistic
 from turnwise.errors import ConfigError
+from turnwise.judge.parse import ParseError
+from turnwise.judge.replies import ANALYSIS, Reply, json_object, structured_messages
 from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.prompts import render
 from turnwise.stage.runner import Cost
@@ -28,7 +30,7 @@ _ANY_VERDICT = re.compile(r"verdict\W*[:：]", re.IGNORECASE)
 JUDGE_ON = ("dependent", "all", "uncertain")
 
 
-class VerdictError(ValueError):
+class VerdictError(ParseError):
     """The judge's reply has no single, final verdict line."""
 
 
@@ -49,6 +51,12 @@ def parse_verdict(text: str) -> bool:
     return match.group(1).lower() == "dependent"
 
 
+VERDICT = Reply(parse_verdict, json_object({"reasoning": ANALYSIS,
+                                            "verdict": {"type": "string", "enum": ["dependent", "standalone"]}}),
+                lambda value: parse_verdict(f"Verdict: {value.get('verdict')}"),
+                '{"reasoning": "...", "verdict": "dependent" | "standalone"}')
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     """How the judge is asked and how much its verdict weighs.
@@ -59,6 +67,8 @@ class JudgeConfig:
         judge_weight: log-odds the verdict adds for its label.
         uncertain_below: the confidence under which a turn counts as uncertain.
         settings: generation settings of the judge's calls (the prompt's language is the conversation's).
+        structured: hold the judge's replies to ``{"reasoning", "verdict"}`` by constrained decoding (a grammar on
+            the local backend, ``response_format`` on an OpenAI-compatible server) and read them as JSON.
     """
 
     judge_on: str = "dependent"
@@ -66,6 +76,7 @@ class JudgeConfig:
     uncertain_below: float = 0.9
     settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0, max_tokens=256),
                                          metadata={"cli": "judge-"})
+    structured: bool = field(default=False, metadata={"cli": "--structured"})
 
     def __post_init__(self) -> None:
         if self.judge_on not in JUDGE_ON:
@@ -114,7 +125,11 @@ async def judge_decisions(
     if not asked:
         return JudgeOutcome(decisions, [], cost)
     prompts = [[{"role": "user", "content": judge_prompt(messages, d, lang, search_path)}] for d in asked]
-    completions = await model.chat(prompts, config.settings)
+    settings, parse = config.settings, parse_verdict
+    if config.structured:
+        prompts = [structured_messages(p, VERDICT, lang, search_path) for p in prompts]
+        settings, parse = replace(settings, json_schema=VERDICT.schema_text), VERDICT.parse_json
+    completions = await model.chat(prompts, settings)
     judged: dict[int, TurnDecision] = {}
     failures = []
     for decision, completion in zip(asked, completions, strict=True):
@@ -123,8 +138,8 @@ async def judge_decisions(
         try:
             if not completion.ok:
                 raise VerdictError(f"call failed: {completion.error}")
-            judged[decision.index] = apply_verdict(decision, parse_verdict(raw), config.judge_weight, raw)
-        except VerdictError as exc:
+            judged[decision.index] = apply_verdict(decision, parse(raw), config.judge_weight, raw)
+        except ParseError as exc:
             entry = {"cue": "judge", "error": str(exc), "raw": raw, "attempts": completion.attempts}
             judged[decision.index] = replace(decision, evidence=[*decision.evidence, entry])
             failures.append({"index": decision.index, "reason": str(exc), "raw": raw})

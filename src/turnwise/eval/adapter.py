@@ -80,6 +80,8 @@ class JudgeSettings:
         template_dir: a folder of prompt templates searched before the shipped ones (``eval/single.en.jinja``,
             ``eval/pairwise.en.jinja``...).
         max_in_flight: dialogues judged at once.
+        structured: hold the judge's replies to JSON by constrained decoding (a grammar on the local backend,
+            ``response_format`` on an OpenAI-compatible server) and read them as JSON, instead of ``[[rating]]``.
     """
 
     lang: str = "auto"
@@ -87,6 +89,7 @@ class JudgeSettings:
     judge_max_tokens: int = 2048
     template_dir: str | None = None
     max_in_flight: int = 64
+    structured: bool = False
 
     def __post_init__(self) -> None:
         from turnwise.prompts import resolve_lang
@@ -98,7 +101,7 @@ class JudgeSettings:
         from turnwise.prompts import search_path
 
         return Judge(model, RetryPolicy(attempts=self.judge_attempts, max_tokens=self.judge_max_tokens),
-                     search_path(self.template_dir))
+                     search_path(self.template_dir), self.structured)
 
     def judge_config(self) -> Any:
         from turnwise.eval.judge import EvalJudgeConfig

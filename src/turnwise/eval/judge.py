@@ -17,15 +17,14 @@ the record is ``failed`` when any turn has no score.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from turnwise.eval.answer import StageTotals
 from turnwise.eval.items import EvalItem
-from turnwise.judge.core import Judge, ask_judge
-from turnwise.judge.parse import parse_rating
+from turnwise.judge.core import Judge
+from turnwise.judge.replies import rating_reply
 from turnwise.prompts import resolve_lang
 from turnwise.records import RecordStore, make_record
 from turnwise.stage.runner import Cost, run_bounded
@@ -87,8 +86,7 @@ async def grade_turn(judge: Judge, item: EvalItem, answers: list[str | None], tu
         return missing_answer(turn, answer_reason), Cost()
     lang = resolve_lang(config.lang, item.turns[0])
     messages = judge.messages(config.single_template, lang, answers=shown, **prompt_variables(item, turn))
-    parse = functools.partial(parse_rating, low=config.low, high=config.high)
-    verdict = await ask_judge(judge.model, messages, parse, judge.policy)
+    verdict = await judge.ask_messages(messages, rating_reply(config.low, config.high), lang)
     entry: dict[str, Any] = {"turn": turn, "score": verdict.value, "attempts": verdict.attempts}
     if verdict.ok:
         if config.keep_text:

@@ -19,8 +19,9 @@ from typing import Any
 from turnwise.eval.answer import StageTotals
 from turnwise.eval.items import EvalItem
 from turnwise.eval.judge import EvalJudgeConfig, failure_reason, missing_answer, prompt_variables, shown_answers
-from turnwise.judge.core import Judge, ask_judge
+from turnwise.judge.core import Judge
 from turnwise.judge.parse import parse_label
+from turnwise.judge.replies import ANALYSIS, Reply, json_object
 from turnwise.prompts import resolve_lang
 from turnwise.records import RecordStore, make_record
 from turnwise.stage.runner import Cost, run_bounded
@@ -33,6 +34,12 @@ def parse_verdict(text: str) -> str:
     """``A``, ``B`` or ``C`` from the last ``[[…]]`` of a reply (``[[tie]]`` reads as C); ParseError otherwise."""
     label, _ = parse_label(text, VERDICTS)
     return "C" if label == "tie" else label
+
+
+VERDICT = Reply(parse_verdict, json_object({"analysis": ANALYSIS,
+                                            "verdict": {"type": "string", "enum": ["A", "B", "C"]}}),
+                lambda value: parse_verdict(f"[[{value.get('verdict')}]]"),
+                '{"analysis": "...", "verdict": "A" | "B" | "C"}')
 
 
 def combine(model_first: str, baseline_first: str) -> tuple[str, bool]:
@@ -57,8 +64,8 @@ async def compare_turn(judge: Judge, item: EvalItem, model_answers: list, baseli
     variables = prompt_variables(item, turn)
     orders = [(ours, theirs), (theirs, ours)]
     verdicts = await asyncio.gather(*(
-        ask_judge(judge.model, judge.messages(config.pairwise_template, lang, answers_a=a, answers_b=b, **variables),
-                  parse_verdict, judge.policy) for a, b in orders))
+        judge.ask_messages(judge.messages(config.pairwise_template, lang, answers_a=a, answers_b=b, **variables),
+                           VERDICT, lang) for a, b in orders))
     cost = Cost()
     for verdict in verdicts:
         cost += verdict.cost

@@ -17,7 +17,7 @@ returned, with every raw reply and the reason each was rejected: never a 0, neve
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -99,20 +99,34 @@ class Judgement(Generic[T]):
 
 
 async def ask_judge(
-    model: ChatModel, messages: list[Message], parse: Callable[[str], T], policy: RetryPolicy | None = None
+    model: ChatModel, messages: list[Message], parse: Callable[[str], T], policy: RetryPolicy | None = None, *,
+    structured: bool = False, lang: str = "en", search_path: tuple[str | Path, ...] = (),
 ) -> Judgement[T]:
     """Call ``model`` on ``messages`` until ``parse`` accepts a reply or the attempts run out.
 
     Args:
         model: any ChatModel (wrap it in CachedChatModel so that a re-run pays for nothing).
         messages: the judge's conversation.
-        parse: turns a reply into a verdict, raising :class:`ParseError` when it cannot.
+        parse: turns a reply into a verdict, raising :class:`ParseError` when it cannot; a
+            :class:`~turnwise.judge.replies.Reply` also knows its JSON form.
         policy: attempts, temperatures and reply length.
+        structured: with a ``Reply``, hold the reply to its JSON schema (constrained decoding) and read the JSON;
+            the instruction that asks for it (``judge/json.<lang>.jinja``, found on ``search_path`` first) is
+            appended to the last message.
     """
+    from turnwise.judge.replies import Reply, structured_messages
+
     policy = policy or RetryPolicy()
+    schema = None
+    if structured and isinstance(parse, Reply):
+        messages = structured_messages(messages, parse, lang, tuple(str(p) for p in search_path))
+        schema, parse = parse.schema_text, parse.parse_json
     verdict: Judgement[T] = Judgement(None, None)
     for attempt in range(policy.attempts):
-        [completion] = await model.chat([messages], policy.settings(attempt))
+        settings = policy.settings(attempt)
+        if schema is not None:
+            settings = replace(settings, json_schema=schema)
+        [completion] = await model.chat([messages], settings)
         verdict.cost.add(completion)
         if not completion.ok or not completion.texts:
             verdict.raw.append("")
@@ -138,11 +152,13 @@ class Judge:
         model: any ChatModel (in the CLI, behind the response cache).
         policy: attempts, temperatures and reply length.
         search_path: folders searched for templates before the package's own.
+        structured: hold replies that have a JSON form to its schema (constrained decoding) and read the JSON.
     """
 
     model: ChatModel
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     search_path: tuple[str | Path, ...] = ()
+    structured: bool = False
 
     def messages(self, template: str, lang: str, **variables: Any) -> list[Message]:
         """The rendered prompt of ``template`` (e.g. ``score/helpfulness``) in ``lang``."""
@@ -150,11 +166,18 @@ class Judge:
 
     async def ask(self, template: str, parse: Callable[[str], T], lang: str, **variables: Any) -> Judgement[T]:
         """Render ``template`` in ``lang`` with ``variables`` and ask for a verdict; see :func:`ask_judge`."""
-        return await ask_judge(self.model, self.messages(template, lang, **variables), parse, self.policy)
+        return await self.ask_messages(self.messages(template, lang, **variables), parse, lang)
+
+    async def ask_messages(self, messages: list[Message], parse: Callable[[str], T], lang: str) -> Judgement[T]:
+        """Ask for a verdict on rendered ``messages``, structured when the judge is; see :func:`ask_judge`."""
+        return await ask_judge(self.model, messages, parse, self.policy, structured=self.structured, lang=lang,
+                               search_path=self.search_path)
 
     def describe(self) -> dict[str, Any]:
         """For manifests: which model, how it is asked."""
         out: dict[str, Any] = {"backend": self.model.backend, "model": self.model.model, **self.policy.to_dict()}
         if self.search_path:
             out["template_dirs"] = [str(p) for p in self.search_path]
+        if self.structured:
+            out["structured"] = True
         return out

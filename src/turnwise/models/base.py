@@ -41,6 +41,9 @@ class GenerationSettings:
         n: completions per conversation (each cached under its own sample index).
         seed: sampling seed, where the backend honours one.
         stop: strings that end a completion.
+        json_schema: a JSON schema (as JSON text) the completion must follow: constrained decoding, by a grammar on
+            the ``local`` backend (xgrammar), guided decoding on ``vllm``, ``response_format`` on an
+            OpenAI-compatible server (vLLM, SGLang and llama.cpp servers honour it). Null: free text.
     """
 
     temperature: float = 1.0
@@ -49,6 +52,7 @@ class GenerationSettings:
     n: int = 1
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    json_schema: str | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -58,9 +62,22 @@ class GenerationSettings:
         if self.temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
         object.__setattr__(self, "stop", tuple(self.stop))
+        if self.json_schema is not None:
+            import json
+
+            try:
+                schema = json.loads(self.json_schema)
+            except ValueError as exc:
+                raise ConfigError(f"json_schema is not valid JSON: {exc}") from None
+            if not isinstance(schema, dict):
+                raise ConfigError("json_schema must be a JSON object (a JSON schema)")
+            object.__setattr__(self, "json_schema", json.dumps(schema, sort_keys=True, separators=(",", ":")))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "stop": list(self.stop)}
+        data = {**asdict(self), "stop": list(self.stop)}
+        if data["json_schema"] is None:  # free text: the key every cached completion was stored under before
+            del data["json_schema"]
+        return data
 
 
 @dataclass

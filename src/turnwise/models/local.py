@@ -154,6 +154,8 @@ class LocalChatModel:
         self._eos_ids = set(_as_list(config.eos_token_id)) | set(_as_list(self._tokenizer.eos_token_id))
         self._pad_id = self._tokenizer.pad_token_id
         self._generate_kwargs = dict(spec.options.get("generate_kwargs", {}))
+        self._compiler: Any = None  # xgrammar's, built on the first request with a json_schema
+        self._grammars: dict[str, Any] = {}
         unknown = set(spec.options) - {"batch_wait_s", "generate_kwargs"}
         if unknown:
             logger.warning("the local backend ignores options %s", ", ".join(sorted(unknown)))
@@ -240,6 +242,8 @@ class LocalChatModel:
         encoded = encoded.to(self._lm.device)
         prompt_length = encoded["input_ids"].shape[1]
         processors = LogitsProcessorList()
+        if settings.json_schema is not None:  # first: the sampler below picks among the tokens the grammar allows
+            processors.append(self._grammar(settings.json_schema))
         if seeded:
             seeds = [row_seed(settings.seed, p, j) for p in prompts for j in range(settings.n)]
             processors.append(RowSampler(seeds, settings, prompt_length, self._lm.device))
@@ -265,6 +269,23 @@ class LocalChatModel:
                 )
             )
         return completions
+
+    def _grammar(self, schema: str) -> Any:
+        """A fresh logits processor (it keeps one matcher per row) for ``schema``; compiled once per schema."""
+        try:
+            import xgrammar
+            import xgrammar.contrib.hf
+        except ImportError as exc:
+            raise TurnwiseError("constrained decoding on the local backend needs xgrammar: pip install --no-deps "
+                                "xgrammar apache-tvm-ffi (its declared triton is for GPUs; scripts/setup.sh does "
+                                f"this), or pip install 'turnwise[constrained]' on a GPU machine ({exc})") from exc
+        if self._compiler is None:
+            info = xgrammar.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=self._lm.config.vocab_size)
+            self._compiler = xgrammar.GrammarCompiler(info)
+        if schema not in self._grammars:
+            # Compact JSON: free whitespace lets a small model spend its tokens on newlines.
+            self._grammars[schema] = self._compiler.compile_json_schema(schema, any_whitespace=False)
+        return xgrammar.contrib.hf.LogitsProcessor(self._grammars[schema])
 
     def _decode(self, ids: list[int], settings: GenerationSettings) -> tuple[str, str, int]:
         """Text, finish reason and tokens generated for one sampled sequence."""

@@ -265,6 +265,10 @@ def _payload_base(model: str, settings: GenerationSettings) -> dict[str, Any]:
         base["seed"] = settings.seed
     if settings.stop:
         base["stop"] = list(settings.stop)
+    if settings.json_schema is not None:  # structured outputs, as OpenAI, vLLM, SGLang and llama.cpp servers take it
+        base["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "reply", "schema": json.loads(settings.json_schema),
+                                                   "strict": True}}
     return base
 
 

@@ -52,6 +52,8 @@ class RewriteSettings:
             conversation format (detected when null).
         skip_invalid: skip malformed input records and count them in the manifest, instead of stopping.
         max_in_flight: turns in work at once.
+        structured: hold the rewriter's replies to ``{"reasoning", "rewrite"}`` by constrained decoding (a grammar
+            on the local backend, ``response_format`` on an OpenAI-compatible server) and read them as JSON.
     """
 
     variant: str = "cot"
@@ -67,6 +69,7 @@ class RewriteSettings:
     input_format: str | None = field(default=None, metadata={"cli": "--from"})
     skip_invalid: bool = False
     max_in_flight: int = 64
+    structured: bool = False
 
     def __post_init__(self) -> None:
         self.config()  # refuse an unknown variant, gate or language before anything runs
@@ -79,7 +82,7 @@ class RewriteSettings:
         return RewriteConfig(variant=self.variant, gate=self.gate, lang=self.lang, few_shot=self.few_shot,
                              max_tokens=self.max_tokens, attempts=self.attempts,
                              history_messages=self.history_messages, max_added_tokens=self.max_added_tokens,
-                             search_path=search_path(self.template_dir))
+                             search_path=search_path(self.template_dir), structured=self.structured)
 
 
 def statuses_line(counts: dict[str, int]) -> str:

@@ -29,6 +29,7 @@ from turnwise.detect.rules import RuleDetector, TurnDecision
 from turnwise.errors import ConfigError
 from turnwise.judge.core import RetryPolicy, ask_judge
 from turnwise.judge.parse import ParseError
+from turnwise.judge.replies import ANALYSIS, Reply, json_object
 from turnwise.models.base import ChatModel
 from turnwise.prompts import LANGS, detect_lang, prompt_messages
 from turnwise.rag.metrics import tokens
@@ -62,6 +63,7 @@ class RewriteConfig:
         max_added_tokens: a rewrite longer than the question by more than this is rejected as an answer.
         search_path: folders searched for templates before the package's own.
         detector: the cue rules of the gate.
+        structured: hold replies to ``{"reasoning", "rewrite"}`` by constrained decoding and read the JSON.
     """
 
     variant: str = "cot"
@@ -74,6 +76,7 @@ class RewriteConfig:
     max_added_tokens: int = 64
     search_path: tuple[str, ...] = ()
     detector: RuleDetector = field(default_factory=RuleDetector)
+    structured: bool = False
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -95,7 +98,8 @@ class RewriteConfig:
     def describe(self) -> dict[str, Any]:
         return {"variant": self.variant, "template": self.template, "lang": self.lang, "gate": self.gate,
                 "few_shot": self.few_shot, "max_tokens": self.max_tokens, "attempts": self.attempts,
-                "history_messages": self.history_messages, "max_added_tokens": self.max_added_tokens}
+                "history_messages": self.history_messages, "max_added_tokens": self.max_added_tokens,
+                **({"structured": True} if self.structured else {})}
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,20 @@ def parse_rewrite(text: str, question: str, *, max_added_tokens: int = 64) -> st
     return rewrite
 
 
+def rewrite_reply(question: str, max_added_tokens: int = 64) -> Reply[str]:
+    """A rewrite: a ``Rewrite:`` line in text, ``{"reasoning", "rewrite"}`` as JSON; the same checks either way."""
+
+    def read(value: dict[str, Any]) -> str:
+        if not isinstance(value.get("rewrite"), str):
+            raise ParseError("the JSON reply has no string 'rewrite'")
+        return parse_rewrite(f"Rewrite: {value['rewrite']}", question, max_added_tokens=max_added_tokens)
+
+    schema = json_object({"reasoning": ANALYSIS, "rewrite": {"type": "string",
+                                                                                          "maxLength": 600}})
+    return Reply(lambda text: parse_rewrite(text, question, max_added_tokens=max_added_tokens), schema, read,
+                 '{"reasoning": "...", "rewrite": "the self-contained question"}')
+
+
 def _context(history: Sequence[Message], topic: str | None) -> list[str]:
     texts = [m["content"] for m in history if m["role"] != "system"]
     return [topic, *texts] if topic else texts
@@ -233,9 +251,8 @@ class Rewriter:
             return Rewrite(question, question, "skipped", gate, lang)
         messages = self.messages(history, question, topic, lang)
         budget = self.config.max_added_tokens
-        verdict = await ask_judge(self.model, messages, lambda text: parse_rewrite(text, question,
-                                                                                   max_added_tokens=budget),
-                                  self.config.policy())
+        verdict = await ask_judge(self.model, messages, rewrite_reply(question, budget), self.config.policy(),
+                                  structured=self.config.structured, lang=lang, search_path=self.config.search_path)
         if not verdict.ok or verdict.value is None:
             tries = len(verdict.raw)
             reason = f"no valid rewrite after {tries} attempt{'s' * (tries != 1)}: {verdict.errors[-1]}"

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnwise.judge.core import Judge
-from turnwise.judge.parse import ParseError, parse_rating
+from turnwise.judge.parse import ParseError
+from turnwise.judge.replies import Reply, json_object
 from turnwise.retrieval.chunking import Tokenizer, chunk_text
-from turnwise.score.dimensions import from_judgement
+from turnwise.score.dimensions import RATING, from_judgement
 from turnwise.score.types import FAILED, NA, DimensionScore, ScoreCost, ScoreInput
 
 NAME = "completeness"
@@ -38,6 +39,19 @@ def parse_points(text: str) -> str:
     if not bare:
         raise ParseError("empty reply")
     return text.strip()
+
+
+def _read_points(value: dict[str, Any]) -> str:
+    if not isinstance(value.get("relevant"), bool) or not isinstance(value.get("information"), str):
+        raise ParseError("the JSON reply has no boolean 'relevant' and string 'information'")
+    if not value["relevant"]:
+        return NO_INFO
+    return parse_points(value["information"])
+
+
+POINTS = Reply(parse_points, json_object({"relevant": {"type": "boolean"}, "information": {"type": "string",
+                                                                                        "maxLength": 800}}),
+               _read_points, '{"relevant": true | false, "information": "..."}')
 
 
 @dataclass
@@ -66,7 +80,7 @@ async def extract_points(judge: Judge, lang: str, item: ScoreInput, chunk_tokens
     """Step 1: the question-relevant points of each large chunk of ``item.context``."""
     chunks = chunk_text(item.context, chunk_tokens, tokenizer)
     verdicts = await asyncio.gather(*(
-        judge.ask("score/extract", parse_points, lang, query=item.query, chunk=chunk.text.strip())
+        judge.ask("score/extract", POINTS, lang, query=item.query, chunk=chunk.text.strip())
         for chunk in chunks
     ))
     points = KeyPoints()
@@ -90,6 +104,6 @@ async def completeness(judge: Judge, lang: str, item: ScoreInput, response: str,
         return DimensionScore(NAME, NA, reason="no context to be complete about")
     if points.reason:
         return DimensionScore(NAME, FAILED, reason=points.reason, details={"key_points": points.failures})
-    verdict = await judge.ask("score/completeness", parse_rating, lang, query=item.query,
+    verdict = await judge.ask("score/completeness", RATING, lang, query=item.query,
                               sections=points.sections, response=response)
     return from_judgement(NAME, verdict)

@@ -11,8 +11,10 @@ from typing import Any
 
 from turnwise.data.schema import Message
 from turnwise.judge.core import Judge, Judgement
-from turnwise.judge.parse import parse_rating
+from turnwise.judge.replies import rating_reply
 from turnwise.score.types import FAILED, OK, DimensionScore, ScoreCost, ScoreInput
+
+RATING = rating_reply(0, 10)  # [[0–10]], or {"analysis", "rating"} when replies are structured
 
 RATED = ("helpfulness", "logicality")
 
@@ -41,6 +43,6 @@ def _cut(text: str, limit: int) -> str:
 async def rate(judge: Judge, name: str, lang: str, item: ScoreInput, response: str,
                history: list[Message]) -> DimensionScore:
     """Helpfulness or logicality of one response: the judge's analysis, then a strict ``[[0–10]]``."""
-    verdict = await judge.ask(f"score/{name}", parse_rating, lang, query=item.query, response=response,
+    verdict = await judge.ask(f"score/{name}", RATING, lang, query=item.query, response=response,
                               history=history)
     return from_judgement(name, verdict)

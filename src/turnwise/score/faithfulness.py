@@ -11,11 +11,10 @@
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from typing import Any
 
 from turnwise.judge.core import Judge, Judgement
-from turnwise.judge.parse import parse_label, parse_tagged
+from turnwise.judge.replies import label_reply, list_reply
 from turnwise.retrieval.retriever import Retriever
 from turnwise.score.dimensions import from_judgement
 from turnwise.score.types import FAILED, NA, OK, DimensionScore, ScoreCost, ScoreInput
@@ -32,8 +31,8 @@ SUPPORT = {
     "不支持": 0.0,
 }
 
-parse_statements = partial(parse_tagged, tag="statement", none_marker=NO_STATEMENTS)
-parse_support = partial(parse_label, labels=SUPPORT)
+parse_statements = list_reply("statement", "statements", none_marker=NO_STATEMENTS)
+parse_support = label_reply(SUPPORT)
 
 
 async def faithfulness(judge: Judge, retriever: Retriever, lang: str, item: ScoreInput, response: str,

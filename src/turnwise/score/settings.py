@@ -30,6 +30,9 @@ class ScoringSettings:
         details: keep the judges' analyses in the records (failures always keep their raw replies).
         template_dir: a folder of prompt templates searched before the shipped ones (``score/helpfulness.en.jinja``,
             or only its examples ``score/examples/...``).
+        structured: hold the judge's replies to JSON by constrained decoding (a grammar on the local backend,
+            ``response_format`` on an OpenAI-compatible server) and read them as JSON, instead of ``[[rating]]``,
+            ``[[label]]`` and ``<statement>`` text.
     """
 
     scorer: tuple[str, ...] = ("longreward",)
@@ -42,6 +45,7 @@ class ScoringSettings:
     judge_max_tokens: int = 1024
     details: bool = True
     template_dir: str | None = None
+    structured: bool = False
 
     def needs_judge(self) -> bool:
         from turnwise.score.mix import parse_spec
@@ -78,7 +82,7 @@ def build_scorer_from(settings: ScoringSettings, judge_model: Any | None) -> Any
     judge = None
     if judge_model is not None:
         policy = RetryPolicy(attempts=settings.judge_attempts, max_tokens=settings.judge_max_tokens)
-        judge = Judge(judge_model, policy, search_path(settings.template_dir))
+        judge = Judge(judge_model, policy, search_path(settings.template_dir), settings.structured)
     retriever = None
     if settings.needs_judge():  # only LongReward's faithfulness retrieves
         retriever = make_retriever(settings.retriever, embedding_model=settings.embedding_model,
