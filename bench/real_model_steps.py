@@ -176,9 +176,7 @@ def score_rows(folder: Path) -> dict[str, list[tuple[bool, str]]]:
 def bestofn_rows(folder: Path) -> dict[str, list[tuple[bool, str]]]:
     records = _records(folder, "records.jsonl")
     candidates = [c for r in records for c in r.get("candidates", [])]
-    rows = _dimension_rows(candidates, "best-of-N")
-    rows["best-of-N: prompts with a pair"] = [(r["status"] == "ok", r.get("reason", "")[:90]) for r in records]
-    return rows
+    return _dimension_rows(candidates, "best-of-N")  # a prompt without a pair is a scoring outcome, not a parse
 
 
 def eval_rows(folder: Path, pairwise: bool) -> dict[str, list[tuple[bool, str]]]:

@@ -66,6 +66,8 @@ def pick_pair(candidates: Sequence[Candidate], *, min_scored: int = 5, min_margi
         return Pick(reason="every scored response has the same text")
     worst = others[-1]
     margin = float(best.total) - float(worst.total)  # type: ignore[arg-type]
-    if margin <= 0 or margin < min_margin:
+    if margin <= 0:
+        return Pick(reason="every scored response has the same total: no better and worse answer")
+    if margin < min_margin:
         return Pick(reason=f"margin {margin:.2f} is below the minimum {min_margin:g}")
     return Pick(best.index, worst.index, margin)

@@ -105,7 +105,8 @@ def label_reply(labels: Mapping[str, float], shown: Sequence[str] | None = None)
                  + "}")
 
 
-def list_reply(tag: str, key: str, *, none_marker: str | None = None, most: int = 30) -> Reply[list[str]]:
+def list_reply(tag: str, key: str, *, none_marker: str | None = None, most: int = 10, longest: int = 240
+               ) -> Reply[list[str]]:
     """Items: ``<tag>…</tag>`` in text, ``{key: [...]}`` as JSON (an empty list only where ``none_marker`` makes
     none a valid answer)."""
 
@@ -118,7 +119,8 @@ def list_reply(tag: str, key: str, *, none_marker: str | None = None, most: int 
             raise ParseError(f"the JSON reply lists no {key}")
         return items
 
-    schema = json_object({key: {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": most}})
+    item = {"type": "string", "minLength": 1, "maxLength": longest}  # bounded: the object must fit max_tokens
+    schema = json_object({key: {"type": "array", "items": item, "maxItems": most}})
     return Reply(lambda text: parse_tagged(text, tag, none_marker=none_marker), schema, read,
                  f'{{"{key}": ["...", "..."]}}')
 

@@ -188,18 +188,22 @@ def parse_rewrite(text: str, question: str, *, max_added_tokens: int = 64) -> st
     return rewrite
 
 
-def rewrite_reply(question: str, max_added_tokens: int = 64) -> Reply[str]:
-    """A rewrite: a ``Rewrite:`` line in text, ``{"reasoning", "rewrite"}`` as JSON; the same checks either way."""
+def rewrite_reply(question: str, max_added_tokens: int = 64, reasoning: bool = True) -> Reply[str]:
+    """A rewrite: a ``Rewrite:`` line in text, ``{"reasoning", "rewrite"}`` as JSON (``{"rewrite"}`` for the direct
+    prompt, which asks for no reasoning); the same checks either way."""
 
     def read(value: dict[str, Any]) -> str:
         if not isinstance(value.get("rewrite"), str):
             raise ParseError("the JSON reply has no string 'rewrite'")
         return parse_rewrite(f"Rewrite: {value['rewrite']}", question, max_added_tokens=max_added_tokens)
 
-    schema = json_object({"reasoning": ANALYSIS, "rewrite": {"type": "string",
-                                                                                          "maxLength": 600}})
-    return Reply(lambda text: parse_rewrite(text, question, max_added_tokens=max_added_tokens), schema, read,
-                 '{"reasoning": "...", "rewrite": "the self-contained question"}')
+    rewrite = {"type": "string", "minLength": 1, "maxLength": 400}
+    fields = {"reasoning": {"type": "string", "maxLength": 300}, "rewrite": rewrite} if reasoning else \
+        {"rewrite": rewrite}
+    example = '{"reasoning": "...", "rewrite": "the self-contained question"}' if reasoning else \
+        '{"rewrite": "the self-contained question"}'
+    return Reply(lambda text: parse_rewrite(text, question, max_added_tokens=max_added_tokens), json_object(fields),
+                 read, example)
 
 
 def _context(history: Sequence[Message], topic: str | None) -> list[str]:
@@ -251,7 +255,8 @@ class Rewriter:
             return Rewrite(question, question, "skipped", gate, lang)
         messages = self.messages(history, question, topic, lang)
         budget = self.config.max_added_tokens
-        verdict = await ask_judge(self.model, messages, rewrite_reply(question, budget), self.config.policy(),
+        reply = rewrite_reply(question, budget, reasoning=self.config.variant == "cot")
+        verdict = await ask_judge(self.model, messages, reply, self.config.policy(),
                                   structured=self.config.structured, lang=lang, search_path=self.config.search_path)
         if not verdict.ok or verdict.value is None:
             tries = len(verdict.raw)
