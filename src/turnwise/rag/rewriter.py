@@ -29,7 +29,7 @@ from turnwise.detect.rules import RuleDetector, TurnDecision
 from turnwise.errors import ConfigError
 from turnwise.judge.core import RetryPolicy, ask_judge
 from turnwise.judge.parse import ParseError
-from turnwise.judge.replies import ANALYSIS, Reply, json_object
+from turnwise.judge.replies import Reply, json_object
 from turnwise.models.base import ChatModel
 from turnwise.prompts import LANGS, detect_lang, prompt_messages
 from turnwise.rag.metrics import tokens
