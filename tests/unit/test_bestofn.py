@@ -38,8 +38,8 @@ def test_too_few_scored_and_small_margins_are_skipped() -> None:
     assert pick_pair(cands(9, None, 2, None, None, 3), min_scored=5).reason == (
         "only 3 of 6 responses were scored (need 5)")
     assert pick_pair(cands(6, 5.5, 6, 5.5, 6), min_margin=1).reason == "margin 0.50 is below the minimum 1"
-    assert pick_pair(cands(6, 6, 6, 6, 6), min_margin=0).reason == ("every scored response has the same total: no better "
-                                                                   "and worse answer")
+    assert pick_pair(cands(6, 6, 6, 6, 6), min_margin=0).reason == (
+        "every scored response has the same total: no better and worse answer")
     assert pick_pair(cands(6, 5.5, 6, 5.5, 6), min_margin=0.5).ok
 
 
