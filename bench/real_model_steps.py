@@ -22,7 +22,6 @@ import json
 import random
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -117,88 +116,34 @@ def recipe(files: dict[str, Path], out: Path, structured: bool) -> dict[str, Any
     ]}
 
 
-# -- what each step's records say ---------------------------------------------------------------------------
-
-def _tally(outcomes: list[tuple[bool, str]]) -> dict[str, Any]:
-    ok = sum(good for good, _ in outcomes)
-    reasons = Counter(why for good, why in outcomes if not good)
-    return {"calls": len(outcomes), "read": ok, "share": ok / len(outcomes) if outcomes else None,
-            "reasons": dict(reasons.most_common(4))}
-
+# -- what each step's records say: the adapters' own tallies (the report shows the same) --------------------
 
 def _records(folder: Path, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def simulate_rows(folder: Path) -> dict[str, list[tuple[bool, str]]]:
-    user, assistant = [], []
-    for r in _records(folder, "dialogues.jsonl"):
-        turns = [m for m in r["messages"] if m["role"] == "user"][1:]
-        user += [(True, "")] * len(turns)
-        user += [(False, reason) for reason, n in r["meta"].get("filters", {}).items() for _ in range(n)]
-        assistant += [(bool(m["content"].strip()), "empty") for m in r["messages"] if m["role"] == "assistant"]
-    return {"simulate: user turns (filters pass)": user, "simulate: assistant answers (non-empty)": assistant}
-
-
-def detect_rows(folder: Path) -> dict[str, list[tuple[bool, str]]]:
-    out = []
-    for r in _records(folder, "detections.jsonl"):
-        for turn in r["turns"]:
-            for e in turn["evidence"]:
-                if e.get("cue") == "judge":
-                    out.append(("verdict" in e, e.get("error", "")))
-    return {"detect: judge verdict": out}
-
-
-def capo_rows(folder: Path) -> dict[str, list[tuple[bool, str]]]:
-    out = []
-    for r in _records(folder, "records.jsonl"):
-        unparsable = r["status"] == "failed" and "unparsable" in r.get("reason", "")
-        out.append((not unparsable, r.get("reason", "")[:90]))
-    return {"capo: invented history (hallucination, prompted)": out}
-
-
-def _dimension_rows(results: list[dict[str, Any]], prefix: str) -> dict[str, list[tuple[bool, str]]]:
-    rows: dict[str, list[tuple[bool, str]]] = {}
-    for result in results:
-        for name, dim in result.get("dimensions", {}).items():
-            if dim["status"] in ("ok", "failed"):
-                reason = (dim.get("reason") or "").split(": ", 1)[-1][:90]
-                rows.setdefault(f"{prefix}: {name}", []).append((dim["status"] == "ok", reason))
-    return rows
-
-
-def score_rows(folder: Path) -> dict[str, list[tuple[bool, str]]]:
-    results = [res for r in _records(folder, "scores.jsonl") for res in r.get("results", [])]
-    return _dimension_rows(results, "LongReward")
-
-
-def bestofn_rows(folder: Path) -> dict[str, list[tuple[bool, str]]]:
-    records = _records(folder, "records.jsonl")
-    candidates = [c for r in records for c in r.get("candidates", [])]
-    return _dimension_rows(candidates, "best-of-N")  # a prompt without a pair is a scoring outcome, not a parse
-
-
-def eval_rows(folder: Path, pairwise: bool) -> dict[str, list[tuple[bool, str]]]:
-    out = []
-    for r in _records(folder, "judgements.jsonl"):
-        for entry in r.get("outcomes" if pairwise else "scores", []):
-            if entry.get("failure") != "answer":  # a turn the model did not answer is no judge call
-                out.append((entry.get("failure") != "judge", (entry.get("reason") or "").split(": ", 1)[-1][:90]))
-    return {f"eval: {'pairwise verdicts (both orders)' if pairwise else 'single rating'}": out}
-
-
-def rewrite_rows(folder: Path) -> dict[str, list[tuple[bool, str]]]:
-    out = [(r["rewrite_status"] != "failed", (r.get("reason") or "").split(": ", 1)[-1][:90])
-           for r in _records(folder, "rewrites.jsonl") if r["rewrite_status"] != "skipped"]
-    return {"rewrite: rewritten query": out}
-
-
 def measure(result: Any, files: dict[str, Path]) -> tuple[dict[str, Any], dict[str, int]]:
     """Per step its tally, and per stage the inputs that have no record (none should)."""
-    readers = {"simulate": simulate_rows, "detect": detect_rows, "capo": capo_rows, "longreward": score_rows,
-               "bestofn": bestofn_rows, "eval_single": lambda f: eval_rows(f, False),
-               "eval_pairwise": lambda f: eval_rows(f, True), "rewrite": rewrite_rows}
+    from turnwise.capo.adapter import replies as capo_replies
+    from turnwise.detect.adapter import replies as detect_replies
+    from turnwise.eval.adapter import replies as eval_replies
+    from turnwise.rag.adapter import replies as rewrite_replies
+    from turnwise.score.adapter import replies as score_replies
+    from turnwise.simulate.adapter import replies as simulate_replies
+
+    def results(folder: Path, name: str, key: str) -> list[dict[str, Any]]:
+        return [x for r in _records(folder, name) for x in r.get(key, [])]
+
+    readers = {
+        "simulate": lambda f: simulate_replies(_records(f, "dialogues.jsonl")),
+        "detect": lambda f: detect_replies(_records(f, "detections.jsonl")),
+        "capo": lambda f: {"invented history": capo_replies(_records(f, "records.jsonl"))["invented history"]},
+        "longreward": lambda f: score_replies(results(f, "scores.jsonl", "results")),
+        "bestofn": lambda f: score_replies(results(f, "records.jsonl", "candidates")),
+        "eval_single": lambda f: eval_replies(_records(f, "judgements.jsonl")),
+        "eval_pairwise": lambda f: eval_replies(_records(f, "judgements.jsonl")),
+        "rewrite": lambda f: rewrite_replies(_records(f, "rewrites.jsonl")),
+    }
     one_each = {"simulate": ("seeds", "dialogues.jsonl"), "detect": ("dialogues", "detections.jsonl"),
                 "longreward": ("answers", "scores.jsonl"), "answers": ("benchmark", "answers.jsonl"),
                 "eval_single": ("benchmark", "judgements.jsonl"), "baseline": ("pairwise", "answers.jsonl"),
@@ -207,8 +152,8 @@ def measure(result: Any, files: dict[str, Path]) -> tuple[dict[str, Any], dict[s
     for outcome in result.outcomes:
         stage = outcome.stage
         if stage.name in readers:
-            for step, outcomes in readers[stage.name](stage.dir).items():
-                table[step] = _tally(outcomes)
+            for step, tallied in readers[stage.name](stage.dir).items():
+                table[f"{stage.name}: {step}"] = tallied
         if stage.name in one_each:
             source, output = one_each[stage.name]
             lost[stage.name] = _count(files[source]) - len(_records(stage.dir, output))
@@ -229,9 +174,9 @@ def markdown(by_mode: dict[str, dict[str, Any]]) -> str:
         cells = []
         for mode in modes:
             t = by_mode[mode].get(step)
-            cells.append("—" if not t or not t["calls"] else f"{t['read']}/{t['calls']} ({t['share']:.0%})")
+            cells.append("—" if not t or not t["calls"] else f"{t['read']}/{t['calls']} ({t['read'] / t['calls']:.0%})")
         reasons = by_mode[modes[0]].get(step, {}).get("reasons", {})
-        why = "; ".join(f"{n} × {r or 'empty'}" for r, n in reasons.items()).replace("|", "\\|")
+        why = "; ".join(f"{n} × {r}" for r, n in reasons.items()).replace("|", "\\|")
         lines.append(f"| {step} | " + " | ".join(cells) + f" | {why} |")
     return "\n".join(lines) + "\n"
 
@@ -261,8 +206,10 @@ def main() -> None:
                                                encoding="utf-8")
     print(table)
     print("records lost per stage:", json.dumps(lost_by_mode))
-    print(" ".join(f"{mode}_min_share={min(t['share'] for t in tab.values() if t['calls']):.3f}"
-                   for mode, tab in by_mode.items()))
+    parsed = {mode: [t for step, t in tab.items() if t["calls"] and not step.startswith("simulate:")]
+              for mode, tab in by_mode.items()}  # simulate writes free text: nothing to parse
+    print(" ".join(f"{mode}_min_parse_share={min(t['read'] / t['calls'] for t in steps):.3f}"
+                   for mode, steps in parsed.items() if steps))
 
 
 if __name__ == "__main__":

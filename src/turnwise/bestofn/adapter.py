@@ -23,13 +23,14 @@ from typing import Any
 from turnwise.bestofn.stage import BestOfNConfig
 from turnwise.score.settings import build_scorer_from, check_scoring
 from turnwise.stage.context import StageContext, StageResult
+from turnwise.stage.inputs import replies_line, short
 from turnwise.stage.spec import Output, Port, Stage
 
 
 def bestofn(ctx: StageContext) -> StageResult:
     from turnwise.bestofn.stage import run_bestofn, turn_prompts, write_pairs
     from turnwise.records import read_stage_output
-    from turnwise.score.adapter import per_response
+    from turnwise.score.adapter import example, per_response, replies
 
     s = ctx.settings
     prompts = list(turn_prompts(ctx.conversations("dialogues"), s.prompts))
@@ -49,11 +50,14 @@ def bestofn(ctx: StageContext) -> StageResult:
     totals = [c["total"] for r in records for c in r.get("candidates", []) if c["total"] is not None]
     counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "filtered", "failed")}
     mean = sum(totals) / len(totals) if totals else 0.0
+    candidates = [c for r in records for c in r.get("candidates", [])]
+    read, text = replies(candidates), example(candidates)
+    judged = f"; {per_response(cost['scoring'])}; {replies_line(read)}" if s.needs_judge() else ""
     return StageResult(ctx.outputs(), f"{pairs} preference pairs from {len(prompts)} prompts ({s.n} samples each, "
-                       f"scored by {scorer_name}: mean {mean:.1f}/10"
-                       + (f"; {per_response(cost['scoring'])})" if s.needs_judge() else ")"),
+                       f"scored by {scorer_name}: mean {mean:.1f}/10{judged})",
                        counts=counts, cost={**cost["policy"], "scoring": cost["scoring"]},
-                       numbers={"pairs": pairs, "prompts": len(prompts), "mean_score": mean})
+                       numbers={"pairs": pairs, "prompts": len(prompts), "mean_score": mean, "replies": read,
+                                **({"example": short(text)} if text else {})})
 
 
 STAGE = Stage("bestofn", "Best-of-N pairs: N sampled answers per prompt, scored, best against worst.", BestOfNConfig,

@@ -22,6 +22,7 @@ from typing import Any
 
 from turnwise.capo.stage import CapoConfig
 from turnwise.stage.context import StageContext, StageResult
+from turnwise.stage.inputs import replies_line, short, tally
 from turnwise.stage.spec import Output, Port, Stage
 
 DIALOGUES = "dialogues: a file in any format turnwise reads, or a stage's dialogue records"
@@ -52,9 +53,24 @@ def capo(ctx: StageContext) -> StageResult:
     counts, exported, cost = asyncio.run(go())
     per = ", ".join(f"{k} {exported.by_strategy[k]}" for k in ("neglect", "hallucination", "misunderstanding")
                     if s.mix.get(k, 0) > 0)
+    records = read_stage_output(ctx.output("records"))
+    read = replies(records)
+    example = next((r["rejected"][0]["content"] for r in records if r["status"] == "ok"), None)
     return StageResult(ctx.outputs(), f"{exported.written} pairs ({per}), {exported.duplicates} duplicates dropped, "
-                       f"{counts.get('filtered', 0)} filtered, {counts.get('failed', 0)} failed", counts=counts,
-                       cost=cost, numbers=exported.to_dict())
+                       f"{counts.get('filtered', 0)} filtered, {counts.get('failed', 0)} failed"
+                       + (f"; {replies_line(read)}" if replies_line(read) else ""), counts=counts, cost=cost,
+                       numbers={**exported.to_dict(), "replies": read, **({"example": short(example)} if example
+                                                                          else {})})
+
+
+def replies(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Negatives written (a failed call or an unreadable reply is not one), and, where the model invented a history
+    by prompt, the histories that could be read."""
+    invented = [r for r in records if r.get("meta", {}).get("strategy") == "hallucination"
+                and r.get("meta", {}).get("mode") == "prompted"]
+    return {"negative": tally([(r["status"] != "failed", r.get("reason", "")) for r in records]),
+            "invented history": tally([(not (r["status"] == "failed" and "unparsable" in r.get("reason", "")),
+                                        r.get("reason", "")) for r in invented])}
 
 
 STAGE = Stage("capo", "CaPO pairs: negatives written with the history left out, invented, or wrong.", CapoConfig,

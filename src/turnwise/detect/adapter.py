@@ -22,7 +22,7 @@ from typing import Any
 
 from turnwise.detect.judge import JudgeConfig
 from turnwise.stage.context import StageContext, StageResult
-from turnwise.stage.inputs import percent
+from turnwise.stage.inputs import percent, replies_line, short, tally
 from turnwise.stage.spec import Output, Port, Stage
 
 CONVERSATIONS = "conversations: a file in any format turnwise reads, or a stage's dialogue records"
@@ -85,11 +85,21 @@ def detect(ctx: StageContext) -> StageResult:
     dependent = sum(t["dependent"] for t in turns)
     judged = sum(t["decided_by"] == "judge" for t in turns)
     counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "filtered", "failed")}
-    return StageResult(ctx.outputs(), f"context-dependent: {dependent} of {len(turns)} follow-up turns "
-                       f"({percent(dependent, len(turns))}) in {len(records)} conversations"
-                       + (f"; {judged} decided by the judge" if "judge" in ctx.models else ""),
-                       counts=counts, cost=cost, numbers={"turns": len(turns), "dependent": dependent,
-                                                          "judged": judged})
+    read = replies(records)
+    summary = (f"context-dependent: {dependent} of {len(turns)} follow-up turns ({percent(dependent, len(turns))}) in "
+               f"{len(records)} conversations" + (f"; {judged} decided by the judge; {replies_line(read)}"
+                                                  if "judge" in ctx.models else ""))
+    example = next((e["raw"] for t in turns for e in t["evidence"] if e.get("cue") == "judge" and e.get("raw")), None)
+    return StageResult(ctx.outputs(), summary, counts=counts, cost=cost,
+                       numbers={"turns": len(turns), "dependent": dependent, "judged": judged, "replies": read,
+                                **({"example": short(example)} if example else {})})
+
+
+def replies(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The judge's verdicts that could be read, and why the others could not."""
+    outcomes = [("verdict" in e, e.get("error", "")) for r in records for t in r["turns"] for e in t["evidence"]
+                if e.get("cue") == "judge"]
+    return {"judge verdict": tally(outcomes)}
 
 
 STAGE = Stage("detect", "Label every follow-up user turn as context-dependent or standalone (cues, optional judge).",

@@ -24,7 +24,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from turnwise.records import read_stage_output
 from turnwise.stage.context import StageContext, StageResult
+from turnwise.stage.inputs import replies_line, short, tally
 from turnwise.stage.spec import Output, Port, Stage
 
 BENCHMARK = Port("benchmark", "a benchmark file: MT-Bench question.jsonl, MT-Eval, MT-Bench-101, or N-turn JSONL")
@@ -136,6 +138,29 @@ def evaluated(ctx: StageContext) -> list[str]:
     return [role for role in ctx.models if role != "judge"]
 
 
+def replies(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The judge's verdicts that could be read: single ratings and pairwise verdicts (a turn the model did not
+    answer is no judge call)."""
+    out: dict[str, list[tuple[bool, str]]] = {}
+    for record in records:
+        pairwise = record.get("mode") == "pairwise"
+        for entry in record.get("outcomes" if pairwise else "scores", []):
+            if entry.get("failure") != "answer":
+                out.setdefault("pairwise verdict" if pairwise else "rating", []).append(
+                    (entry.get("failure") != "judge", (entry.get("reason") or "").split(": ", 1)[-1]))
+    return {name: tally(found) for name, found in out.items()}
+
+
+def example(records: list[dict[str, Any]]) -> str | None:
+    """The first judge reply kept as written."""
+    for record in records:
+        for entry in record.get("scores", record.get("outcomes", [])):
+            text = entry.get("text") or (entry.get("texts") or [None])[0]
+            if text:
+                return short(text)
+    return None
+
+
 def _costs_line(cost: dict[str, Any], what: str) -> str:
     return f"{what}: calls {cost.get('calls', 0)}, cached {cost.get('cached', 0)}, failed {cost.get('failed', 0)}"
 
@@ -188,12 +213,15 @@ def eval_judge(ctx: StageContext) -> StageResult:
 
     cost = asyncio.run(go())
     what = "compared with the baseline in both orders" if baseline is not None else "graded"
-    return StageResult(ctx.outputs(), f"{len(records)} dialogues {what}; {_costs_line(cost, 'judge')}", cost=cost)
+    judged = read_stage_output(ctx.output("judgements"))
+    read, text = replies(judged), example(judged)
+    return StageResult(ctx.outputs(), f"{len(records)} dialogues {what}; {_costs_line(cost, 'judge')}; "
+                       f"{replies_line(read)}", cost=cost,
+                       numbers={"replies": read, **({"example": text} if text else {})})
 
 
 def evaluate(ctx: StageContext) -> StageResult:
     from turnwise.eval.report import build_report, write_report
-    from turnwise.records import read_stage_output
 
     s = ctx.settings
     items = s.items(ctx.input("benchmark"))
@@ -206,8 +234,10 @@ def evaluate(ctx: StageContext) -> StageResult:
                  sources=[str(ctx.path(f"judgements-{slug(label)}.jsonl")) for label in labels])
     means = {row["model"]: (row["overall"] or {}).get("mean") for row in report["single"]}
     line = "; ".join(f"{m}: {v:.2f}" if v is not None else f"{m}: —" for m, v in means.items())
-    return StageResult(ctx.outputs(), f"mean judge score (1–10) over {len(items)} dialogues: {line}",
-                       counts={"dialogues": len(items)}, cost=costs, numbers={"means": means})
+    read, text = replies(records), example(records)
+    return StageResult(ctx.outputs(), f"mean judge score (1–10) over {len(items)} dialogues: {line}; "
+                       f"{replies_line(read)}", counts={"dialogues": len(items)}, cost=costs,
+                       numbers={"means": means, "replies": read, **({"example": text} if text else {})})
 
 
 async def _evaluate_one(ctx: StageContext, label: str, items: list[Any]) -> dict[str, Any]:

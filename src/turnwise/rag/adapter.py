@@ -26,6 +26,7 @@ from typing import Any
 from turnwise.models.base import GenerationSettings
 from turnwise.rag.index import IndexSettings
 from turnwise.stage.context import StageContext, StageResult
+from turnwise.stage.inputs import replies_line, short, tally
 from turnwise.stage.spec import Output, Port, Stage
 
 STATUSES = ("rewritten", "unchanged", "skipped", "failed")
@@ -85,6 +86,12 @@ class RewriteSettings:
                              search_path=search_path(self.template_dir), structured=self.structured)
 
 
+def replies(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rewriter's replies that could be read (a turn the gate kept from the rewriter is no call)."""
+    return {"rewrite": tally([(r["rewrite_status"] != "failed", (r.get("reason") or "").split(": ", 1)[-1])
+                              for r in records if r["rewrite_status"] != "skipped"])}
+
+
 def statuses_line(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {counts.get(k, 0)}" for k in STATUSES)
 
@@ -125,7 +132,10 @@ def rewrite(ctx: StageContext) -> StageResult:
     counts: dict[str, int] = {}
     for record in records:
         counts[record["rewrite_status"]] = counts.get(record["rewrite_status"], 0) + 1
-    return StageResult(ctx.outputs(), f"rewrites: {statuses_line(counts)}", counts=counts)
+    read = replies(records)
+    text = next((f"{r['question']} → {r['rewrite']}" for r in records if r["rewrite_status"] == "rewritten"), None)
+    return StageResult(ctx.outputs(), f"rewrites: {statuses_line(counts)}; {replies_line(read)}", counts=counts,
+                       numbers={"replies": read, **({"example": short(text)} if text else {})})
 
 
 REWRITE = Stage("rewrite", "Rewrite every user turn into a self-contained query (temperature 0; gated by the "

@@ -81,9 +81,26 @@ def _artefacts(e: Entry, base: Path) -> list[str]:
     lines = [f"- **{e.name}** ({e.kind}, {_link(e.dir.name, e.dir, base)}): " + " · ".join(links)]
     details = [("inputs", ", ".join(f"{k} ← {', '.join(v)}" for k, v in record.get("inputs", {}).items())),
                ("models", ", ".join(f"{k}: {v}" for k, v in record.get("models", {}).items())),
-               ("settings", _changed_settings(e) if record else ""), ("cost", _cost(record.get("cost", {})))]
+               ("settings", _changed_settings(e) if record else ""), ("cost", _cost(record.get("cost", {}))),
+               ("model replies read", _replies(record.get("numbers", {}).get("replies", {}))),
+               ("example", _example(record.get("numbers", {}).get("example")))]
     lines += [f"  - {label}: {text}" for label, text in details if text]
     return lines
+
+
+def _replies(tallies: dict[str, Any]) -> str:
+    """``judge verdict 8/8 (100%); rating 7/8 (88%): 1 × the reply is not one JSON object``."""
+    parts = []
+    for name, t in tallies.items():
+        if t.get("calls"):
+            why = "; ".join(f"{n} × {reason}" for reason, n in t.get("reasons", {}).items())
+            share = f"{name} {t['read']}/{t['calls']} ({t['read'] / t['calls']:.0%})"
+            parts.append(share + (f": {why}" if why else ""))
+    return "; ".join(parts).replace("|", "\\|")
+
+
+def _example(text: Any) -> str:
+    return f"“{text}”".replace("|", "\\|").replace("\n", " ") if text else ""
 
 
 def _results(entries: list[Entry]) -> list[str]:

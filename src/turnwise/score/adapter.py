@@ -21,8 +21,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from turnwise.records import read_stage_output
 from turnwise.score.settings import ScoringSettings, build_scorer_from, check_scoring
 from turnwise.stage.context import StageContext, StageResult
+from turnwise.stage.inputs import replies_line, short, tally
 from turnwise.stage.spec import Output, Port, Stage
 
 
@@ -42,6 +44,23 @@ class ScoreSettings(ScoringSettings):
     input_format: str | None = field(default=None, metadata={"cli": "--from"})
     skip_invalid: bool = False
     max_in_flight: int = 16
+
+
+def replies(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per dimension the judge's verdicts that could be read (a dimension that does not apply is no call)."""
+    outcomes: dict[str, list[tuple[bool, str]]] = {}
+    for result in results:
+        for name, dim in result.get("dimensions", {}).items():
+            if dim["status"] in ("ok", "failed"):
+                outcomes.setdefault(name, []).append((dim["status"] == "ok",
+                                                      (dim.get("reason") or "").split(": ", 1)[-1]))
+    return {name: tally(found) for name, found in outcomes.items()}
+
+
+def example(results: list[dict[str, Any]]) -> str | None:
+    """A judge's analysis, as written, of the first dimension that has one."""
+    return next((dim["details"]["analysis"] for result in results for dim in result.get("dimensions", {}).values()
+                 if dim.get("details", {}).get("analysis")), None)
 
 
 def per_response(cost: dict[str, Any]) -> str:
@@ -67,8 +86,11 @@ def score(ctx: StageContext) -> StageResult:
             return totals.to_dict(), dict(run.store.counts)
 
     cost, counts = asyncio.run(go())
-    return StageResult(ctx.outputs(), f"{cost.get('responses', 0)} responses scored, {per_response(cost)}",
-                       counts=counts, cost=cost)
+    results = [res for r in read_stage_output(ctx.output("scores")) for res in r.get("results", [])]
+    read, text = replies(results), example(results)
+    return StageResult(ctx.outputs(), f"{cost.get('responses', 0)} responses scored, {per_response(cost)}"
+                       + (f"; {replies_line(read)}" if replies_line(read) else ""), counts=counts, cost=cost,
+                       numbers={"replies": read, **({"example": short(text)} if text else {})})
 
 
 STAGE = Stage("score", "Score answers: LongReward's four AI-feedback dimensions and/or verifiable checks.",

@@ -25,7 +25,7 @@ from typing import Any
 from turnwise.simulate.ask_data import AskDataConfig
 from turnwise.simulate.engine import SimulateConfig
 from turnwise.stage.context import StageContext, StageResult
-from turnwise.stage.inputs import is_stage_output, merge_costs, read_conversations
+from turnwise.stage.inputs import is_stage_output, merge_costs, read_conversations, replies_line, short, tally
 from turnwise.stage.spec import Output, Port, Stage
 
 SEEDS = ("first turns: a conversation file in any format turnwise reads (its first user turn), a stage's dialogue "
@@ -65,11 +65,27 @@ def simulate(ctx: StageContext) -> StageResult:
         return result.cost()
 
     cost = asyncio.run(go())
-    stats = summarize(read_stage_output(ctx.output("dialogues")))
+    records = read_stage_output(ctx.output("dialogues"))
+    stats = summarize(records)
+    read = replies(records)
+    example = next((r["messages"][2]["content"] for r in records if len(r["messages"]) > 2), None)
     by_role = "; ".join(f"{role}: calls {c['calls']}, cached {c['cached']}, failed {c['failed']}, tokens "
                         f"{c['prompt_tokens']}+{c['completion_tokens']}" for role, c in cost.items())
-    return StageResult(ctx.outputs(), f"{stats.summary()}; {by_role}", counts=dict(stats.status),
-                       cost={**merge_costs(*cost.values()), "by_role": cost}, numbers=stats.to_dict())
+    return StageResult(ctx.outputs(), f"{stats.summary()}; {by_role}; {replies_line(read)}", counts=dict(stats.status),
+                       cost={**merge_costs(*cost.values()), "by_role": cost},
+                       numbers={**stats.to_dict(), "replies": read, **({"example": short(example)} if example else {})})
+
+
+def replies(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The simulated user turns the filters let through (a rejected one is generated again) and the assistant's
+    non-empty answers."""
+    user: list[tuple[bool, str]] = []
+    for r in records:
+        user += [(True, "")] * max(0, sum(m["role"] == "user" for m in r["messages"]) - 1)
+        user += [(False, reason) for reason, n in r["meta"].get("filters", {}).items() for _ in range(n)]
+    answers = [(bool(m["content"].strip()), "empty") for r in records for m in r["messages"]
+               if m["role"] == "assistant"]
+    return {"user turn": tally(user), "answer": tally(answers)}
 
 
 STAGE = Stage("simulate", "Self-play: a user simulator and an assistant grow seed first turns into dialogues.",

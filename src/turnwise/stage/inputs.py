@@ -77,3 +77,25 @@ def merge_costs(*costs: dict[str, Any]) -> dict[str, int]:
             if isinstance(value, int | float):
                 total[key] = total.get(key, 0) + value
     return total
+
+
+def tally(outcomes: list[tuple[bool, str]], top: int = 4) -> dict[str, Any]:
+    """How many model replies a step could read: ``{calls, read, share, reasons}`` from ``(read, why not)`` pairs."""
+    from collections import Counter
+
+    read = sum(ok for ok, _ in outcomes)
+    reasons = Counter(why or "empty reply" for ok, why in outcomes if not ok)
+    return {"calls": len(outcomes), "read": read, "share": round(read / len(outcomes), 4) if outcomes else None,
+            "reasons": dict(reasons.most_common(top))}
+
+
+def replies_line(tallies: dict[str, dict[str, Any]]) -> str:
+    """``replies read: judge verdict 8/8, rating 7/8`` for a stage's summary (empty when no reply was parsed)."""
+    parts = [f"{name} {t['read']}/{t['calls']}" for name, t in tallies.items() if t["calls"]]
+    return f"replies read: {', '.join(parts)}" if parts else ""
+
+
+def short(text: str, limit: int = 160) -> str:
+    """One line of real text for a report: whitespace collapsed, cut at ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
