@@ -26,6 +26,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def turnwise_home(tmp_path_factory: pytest.TempPathFactory):
+    """Models turnwise converts (the embedded real model) go to a folder of this session's, never the user's."""
+    import os
+
+    before = os.environ.get("TURNWISE_HOME")
+    os.environ["TURNWISE_HOME"] = str(tmp_path_factory.mktemp("turnwise-home"))
+    yield Path(os.environ["TURNWISE_HOME"])
+    if before is None:
+        del os.environ["TURNWISE_HOME"]
+    else:
+        os.environ["TURNWISE_HOME"] = before
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The public data sets kept beside the repository (absent in a user's own clone)."""

@@ -5,7 +5,6 @@ trainers and `transformers serve`."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -24,20 +23,13 @@ PARIS = [{"role": "user", "content": "Tell me about Paris."},
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory):
-    """A fresh TURNWISE_HOME: the conversion runs here once for the module."""
-    home = tmp_path_factory.mktemp("turnwise-home")
-    before = os.environ.get("TURNWISE_HOME")
-    os.environ["TURNWISE_HOME"] = str(home)
+def home(turnwise_home: Path) -> Path:
+    """The session's TURNWISE_HOME (conftest): the conversion runs there once, for every test that needs it."""
     try:
         gguf_path(NAME)
     except ConfigError as exc:
         pytest.skip(str(exc))
-    yield home
-    if before is None:
-        del os.environ["TURNWISE_HOME"]
-    else:
-        os.environ["TURNWISE_HOME"] = before
+    return turnwise_home
 
 
 @pytest.fixture(scope="module")
