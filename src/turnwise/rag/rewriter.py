@@ -179,6 +179,8 @@ def parse_rewrite(text: str, question: str, *, max_added_tokens: int = 64) -> st
         raise ParseError("the 'Rewrite:' line is empty")
     if rewrite.strip("<>").lower() in _PLACEHOLDERS:
         raise ParseError("the reply repeats the format's placeholder")
+    if not _WORDY.search(rewrite):
+        raise ParseError("the rewrite has no words")
     if _WORDY.search(question) and detect_lang(rewrite) != detect_lang(question):
         raise ParseError(f"the rewrite is in {detect_lang(rewrite)}, the question in {detect_lang(question)}")
     added = count_tokens(rewrite) - count_tokens(question)
@@ -200,8 +202,7 @@ def rewrite_reply(question: str, max_added_tokens: int = 64, reasoning: bool = T
     rewrite = {"type": "string", "minLength": 1, "maxLength": 400}
     fields = {"reasoning": {"type": "string", "maxLength": 300}, "rewrite": rewrite} if reasoning else \
         {"rewrite": rewrite}
-    example = '{"reasoning": "...", "rewrite": "the self-contained question"}' if reasoning else \
-        '{"rewrite": "the self-contained question"}'
+    example = '{"reasoning": "...", "rewrite": "..."}' if reasoning else '{"rewrite": "..."}'
     return Reply(lambda text: parse_rewrite(text, question, max_added_tokens=max_added_tokens), json_object(fields),
                  read, example)
 

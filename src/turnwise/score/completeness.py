@@ -50,7 +50,7 @@ def _read_points(value: dict[str, Any]) -> str:
 
 
 POINTS = Reply(parse_points, json_object({"relevant": {"type": "boolean"}, "information": {"type": "string",
-                                                                                        "maxLength": 800}}),
+                                                                                        "maxLength": 400}}),
                _read_points, '{"relevant": true | false, "information": "..."}')
 
 
