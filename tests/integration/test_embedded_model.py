@@ -57,7 +57,10 @@ def test_the_converted_model_gives_the_gguf_models_logits(folder: Path) -> None:
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
 
 
-def test_conversion_is_done_once_named_by_the_file_and_a_missing_package_is_one_line(folder: Path, monkeypatch):
+def test_conversion_is_done_once_named_by_the_file_and_a_missing_package_is_one_line(folder: Path, monkeypatch,
+                                                                                       capsys):
+    run("model-path", NAME)
+    assert capsys.readouterr().out.strip() == str(folder)
     marker = json.loads((folder / MARKER).read_text())
     assert folder.name == f"{NAME}-{marker['sha256'][:12]}-c{marker['conversion']}" and materialize(NAME) == folder
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # no half-written folder left

@@ -54,6 +54,7 @@ def _register() -> None:
     app.command("quickstart")(quickstart.quickstart)
     app.command("show-mask")(mask.show_mask)
     app.command("tiny-model")(tiny.tiny_model)
+    app.command("model-path")(tiny.model_path)
 
 
 _register()

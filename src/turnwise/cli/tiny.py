@@ -1,6 +1,8 @@
-"""`turnwise tiny-model`: build a tiny random-init chat model offline, for tests and the quickstart.
+"""`turnwise tiny-model` (a tiny random-init chat model, built offline, for tests and the quickstart) and
+`turnwise model-path` (the folder of an embedded real model).
 
     turnwise tiny-model /tmp/tiny --template llama3 --seed 1
+    transformers serve "$(turnwise model-path smollm2-135m-instruct)" --port 8000
 """
 
 from __future__ import annotations
@@ -37,3 +39,15 @@ def tiny_model(
         seed=seed,
     )
     typer.echo(f"tiny {template} model saved to {path}")
+
+
+def model_path(
+    name: Annotated[str, typer.Argument(help="An embedded model: smollm2-135m-instruct.")],
+) -> None:
+    """Print the folder of an embedded real model (converting it the first time), e.g. for `transformers serve`."""
+    from turnwise.errors import ConfigError
+    from turnwise.models.embedded import EMBEDDED, materialize
+
+    if name not in EMBEDDED:
+        raise ConfigError(f"no embedded model {name!r}; embedded: {', '.join(EMBEDDED)}")
+    typer.echo(str(materialize(name)))
