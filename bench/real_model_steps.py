@@ -194,7 +194,10 @@ def main() -> None:
     for mode in args.modes.split(","):
         start = time.time()
         path = args.out / f"{mode}.yaml"
-        path.write_text(json.dumps(recipe(files, args.out / mode, mode == "structured"), indent=1), encoding="utf-8")
+        # One folder for both modes: stages that do not depend on the mode (simulate, the answers) share their key,
+        # so the second mode finds them done, and the one response cache answers what both ask alike.
+        path.write_text(json.dumps(recipe(files, args.out / "runs", mode == "structured"), indent=1),
+                        encoding="utf-8")
         result = run_plan(make_plan(load_recipe(path)),
                           on_event=lambda e, mode=mode: e.event in ("done", "failed") and print(
                               f"[{mode}] {e.stage}: {e.event} in {e.wall_s:.0f} s: {e.summary}", file=sys.stderr))

@@ -10,7 +10,7 @@ The options come from the stage (:class:`~turnwise.stage.spec.Stage`):
   accepts, the same keys, the same types, the same defaults);
 - per model role every :class:`~turnwise.models.base.ModelSpec` field: the primary role's as ``--model``,
   ``--backend``, ``--base-url``..., another role's as ``--<role>-model``, ``--<role>-backend``...; an option
-  without a role prefix is also the default of every other role;
+  without a role prefix is also the default of every role that shares them (``Port.shared``; a judge does not);
 - ``--config FILE`` (a YAML mapping shaped like a recipe stage's ``settings:``), ``--set key=value``
   (repeatable, ``--set user_settings.temperature=0.5``), ``--cache``, ``--no-cache``, ``--retry-failed``.
 
