@@ -145,9 +145,13 @@ def replies(records: list[dict[str, Any]]) -> dict[str, Any]:
     for record in records:
         pairwise = record.get("mode") == "pairwise"
         for entry in record.get("outcomes" if pairwise else "scores", []):
-            if entry.get("failure") != "answer":
-                out.setdefault("pairwise verdict" if pairwise else "rating", []).append(
-                    (entry.get("failure") != "judge", (entry.get("reason") or "").split(": ", 1)[-1]))
+            if entry.get("failure") == "answer":
+                continue
+            reason = (entry.get("reason") or "").split(": ", 1)[-1]
+            if pairwise:  # one call per order
+                out.setdefault("pairwise verdict", []).extend((v is not None, reason) for v in entry["verdicts"])
+            else:
+                out.setdefault("rating", []).append((entry.get("failure") != "judge", reason))
     return {name: tally(found) for name, found in out.items()}
 
 
