@@ -55,6 +55,7 @@ def inputs(folder: Path, scale: float) -> dict[str, Path]:
     questions = [json.loads(line) for line in (DATA / "mt_bench" / "question.jsonl").read_text().splitlines()]
     dialogues = mt_eval(80)
     last_turn = [{"id": d["id"], "messages": d["messages"][:4]} for d in dialogues]  # score the second answer
+    third = [{"id": f"{d['id']}-3", "messages": d["messages"][:6]} for d in dialogues]  # and the third
     prompts = [{"id": d["id"], "messages": d["messages"][:3]} for d in dialogues]   # a follow-up to answer
     canard = json.loads((DATA / "context" / "canard_dev.json").read_text(encoding="utf-8"))
     random.Random(0).shuffle(canard)
@@ -64,6 +65,7 @@ def inputs(folder: Path, scale: float) -> dict[str, Path]:
         "dialogues": write_jsonl(folder / "dialogues.jsonl", dialogues[: n(25)]),
         "capo": write_jsonl(folder / "capo.jsonl", dialogues[: n(40)]),
         "answers": write_jsonl(folder / "answers.jsonl", last_turn[: n(30)]),
+        "answers_more": write_jsonl(folder / "answers_more.jsonl", third[: n(70)]),
         "prompts": write_jsonl(folder / "prompts.jsonl", prompts[: n(25)]),
         "benchmark": write_jsonl(folder / "mt_bench.jsonl", questions[: n(50)]),
         "pairwise": write_jsonl(folder / "mt_bench_pairs.jsonl", questions[: n(25)]),
@@ -96,6 +98,12 @@ def recipe(files: dict[str, Path], out: Path, structured: bool) -> dict[str, Any
         {"name": "longreward", "kind": "score", "inputs": {"answers": {"file": str(files["answers"])}},
          "models": {"judge": "smol"},
          "settings": {**judge, "retriever": "bm25", "judge_max_tokens": 192, "longreward": {"lang": "en"}}},
+        # faithfulness makes several calls per answer (statements, then one per statement); the other three
+        # dimensions one each: these 70 more answers bring them to 100 calls
+        {"name": "longreward_more", "kind": "score", "inputs": {"answers": {"file": str(files["answers_more"])}},
+         "models": {"judge": "smol"},
+         "settings": {**judge, "retriever": "bm25", "judge_max_tokens": 192,
+                      "longreward": {"lang": "en", "dimensions": ["helpfulness", "logicality", "completeness"]}}},
         {"name": "bestofn", "kind": "bestofn", "inputs": {"dialogues": {"file": str(files["prompts"])}},
          "models": {"policy": "smol", "judge": "smol"},
          "settings": {**judge, "n": 4, "min_scored": 2, "min_margin": 0, "retriever": "bm25",
@@ -139,13 +147,15 @@ def measure(result: Any, files: dict[str, Path]) -> tuple[dict[str, Any], dict[s
         "detect": lambda f: detect_replies(_records(f, "detections.jsonl")),
         "capo": lambda f: {"invented history": capo_replies(_records(f, "records.jsonl"))["invented history"]},
         "longreward": lambda f: score_replies(results(f, "scores.jsonl", "results")),
+        "longreward_more": lambda f: score_replies(results(f, "scores.jsonl", "results")),
         "bestofn": lambda f: score_replies(results(f, "records.jsonl", "candidates")),
         "eval_single": lambda f: eval_replies(_records(f, "judgements.jsonl")),
         "eval_pairwise": lambda f: eval_replies(_records(f, "judgements.jsonl")),
         "rewrite": lambda f: rewrite_replies(_records(f, "rewrites.jsonl")),
     }
     one_each = {"simulate": ("seeds", "dialogues.jsonl"), "detect": ("dialogues", "detections.jsonl"),
-                "longreward": ("answers", "scores.jsonl"), "answers": ("benchmark", "answers.jsonl"),
+                "longreward": ("answers", "scores.jsonl"), "longreward_more": ("answers_more", "scores.jsonl"),
+                "answers": ("benchmark", "answers.jsonl"),
                 "eval_single": ("benchmark", "judgements.jsonl"), "baseline": ("pairwise", "answers.jsonl"),
                 "rewrite": ("canard", "rewrites.jsonl")}
     table, lost = {}, {}
@@ -153,11 +163,24 @@ def measure(result: Any, files: dict[str, Path]) -> tuple[dict[str, Any], dict[s
         stage = outcome.stage
         if stage.name in readers:
             for step, tallied in readers[stage.name](stage.dir).items():
-                table[f"{stage.name}: {step}"] = tallied
+                merge(table, f"{stage.name.removesuffix('_more')}: {step}", tallied)
         if stage.name in one_each:
             source, output = one_each[stage.name]
             lost[stage.name] = _count(files[source]) - len(_records(stage.dir, output))
     return table, lost
+
+
+def merge(table: dict[str, dict[str, Any]], step: str, tallied: dict[str, Any]) -> None:
+    """Add a stage's tally of a step to the table's (one step may be measured by two stages)."""
+    if step not in table:
+        table[step] = tallied
+        return
+    into = table[step]
+    into["calls"] += tallied["calls"]
+    into["read"] += tallied["read"]
+    into["share"] = round(into["read"] / into["calls"], 4) if into["calls"] else None
+    for reason, n in tallied["reasons"].items():
+        into["reasons"][reason] = into["reasons"].get(reason, 0) + n
 
 
 def _count(path: Path) -> int:

@@ -87,3 +87,38 @@ def test_a_schema_reaches_an_openai_compatible_server_and_free_text_keeps_its_ca
     assert "json_schema" not in GenerationSettings().to_dict()  # what every free-text completion was cached under
     with pytest.raises(Exception, match="not valid JSON"):
         GenerationSettings(json_schema="{nope")
+
+
+def test_every_structured_reply_shows_its_keys_in_the_order_the_grammar_writes_them():
+    from turnwise.capo.strategies import history_reply
+    from turnwise.rag.rewriter import rewrite_reply
+    from turnwise.score.completeness import POINTS
+
+    replies = [rating_reply(0, 10), label_reply({"A": 1.0, "B": 0.0}), list_reply("s", "statements"), POINTS,
+               rewrite_reply("where was he born?", 64, reasoning=True), rewrite_reply("how long?", 64, False),
+               history_reply(1)]
+    def names(schema: dict) -> list[str]:  # property names in the order the decoder writes them, depth first
+        out = []
+        for key, value in schema.get("properties", {}).items():
+            out += [key, *names(value), *names(value.get("items", {}))]
+        return out
+
+    for reply in replies:
+        written = names(json.loads(reply.schema_text))  # the request's schema, as sent
+        assert written == names(reply.schema)
+        shown = sorted((reply.example.index(f'"{k}"'), k) for k in written)
+        assert [k for _, k in shown] == written, reply.example
+
+
+def test_a_value_that_is_read_needs_a_word_and_stays_on_one_line():
+    import re
+
+    from turnwise.judge.replies import words
+    from turnwise.rag.rewriter import rewrite_reply
+
+    pattern = re.compile(words(12)["pattern"])
+    assert pattern.fullmatch("How long?") and pattern.fullmatch("它有多长?") and pattern.fullmatch("1990 年")
+    for copied in ("...", "", '"quoted"', "two\nlines", "x" * 13, " leading space"):
+        assert not pattern.fullmatch(copied), copied
+    schema = json.loads(rewrite_reply("how long is it?", 64, reasoning=False).schema_text)
+    assert re.fullmatch(schema["properties"]["rewrite"]["pattern"], "How long is the Nile river?")

@@ -21,9 +21,22 @@ from typing import Any, Generic, TypeVar
 
 from turnwise.data.schema import Message
 from turnwise.judge.parse import ParseError, parse_label, parse_rating, parse_tagged
+from turnwise.models.base import schema_text
 
 T = TypeVar("T")
 ANALYSIS = {"type": "string", "maxLength": 400}  # a short reasoning first (a long one runs out of tokens)
+# The first character of a value that is read (a rewrite, a statement, key points): a letter or digit of any of the
+# scripts below. A small model copies the instruction's "..." placeholder; this keeps it from writing a value
+# without a word in it. The rest excludes quotes, backslashes and line breaks: plain text, no escapes.
+LETTERS = ("A-Za-z0-9\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u097f"  # Latin Greek Cyrillic Hebrew
+           "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af")  # Arabic Devanagari, kana CJK Hangul
+
+
+def words(longest: int) -> dict[str, Any]:
+    """The JSON schema of a text value that is read: it starts with a letter or digit, at most ``longest``
+    characters, on one line (a pattern, so that constrained decoders bound the length: minLength and maxLength
+    do not combine with a pattern everywhere)."""
+    return {"type": "string", "pattern": f"[{LETTERS}]" + r'[^"\\\r\n]' + f"{{0,{longest - 1}}}"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,7 @@ class Reply(Generic[T]):
     schema_text: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "schema_text", json.dumps(self.schema, sort_keys=True, separators=(",", ":")))
+        object.__setattr__(self, "schema_text", schema_text(self.schema))
 
     def __call__(self, text: str) -> T:
         return self.text(text)
@@ -119,8 +132,8 @@ def list_reply(tag: str, key: str, *, none_marker: str | None = None, most: int 
             raise ParseError(f"the JSON reply lists no {key}")
         return items
 
-    item = {"type": "string", "minLength": 1, "maxLength": longest}  # bounded: the object must fit max_tokens
-    schema = json_object({key: {"type": "array", "items": item, "maxItems": most}})
+    schema = json_object({key: {"type": "array", "items": words(longest), "maxItems": most}})  # bounded: the
+    # object must fit max_tokens
     return Reply(lambda text: parse_tagged(text, tag, none_marker=none_marker), schema, read,
                  f'{{"{key}": ["...", "..."]}}')
 

@@ -30,6 +30,23 @@ BACKENDS = {
 }
 
 
+def schema_text(schema: dict[str, Any]) -> str:
+    """A JSON schema as canonical text (the request's cache key): keys sorted, except the names under
+    ``properties``, whose order is the order a constrained decoder writes them in (the reasoning before the
+    verdict, the user's turn before the assistant's)."""
+    import json
+
+    def canonical(value: Any, ordered: bool = False) -> Any:
+        if isinstance(value, dict):
+            keys = list(value) if ordered else sorted(value)
+            return {k: canonical(value[k], ordered=not ordered and k == "properties") for k in keys}
+        if isinstance(value, list):
+            return [canonical(v) for v in value]
+        return value
+
+    return json.dumps(canonical(schema), separators=(",", ":"), ensure_ascii=True)
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """Sampling settings, part of every cache key.
@@ -71,7 +88,7 @@ class GenerationSettings:
                 raise ConfigError(f"json_schema is not valid JSON: {exc}") from None
             if not isinstance(schema, dict):
                 raise ConfigError("json_schema must be a JSON object (a JSON schema)")
-            object.__setattr__(self, "json_schema", json.dumps(schema, sort_keys=True, separators=(",", ":")))
+            object.__setattr__(self, "json_schema", schema_text(schema))
 
     def to_dict(self) -> dict[str, Any]:
         data = {**asdict(self), "stop": list(self.stop)}

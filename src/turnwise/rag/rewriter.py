@@ -29,7 +29,7 @@ from turnwise.detect.rules import RuleDetector, TurnDecision
 from turnwise.errors import ConfigError
 from turnwise.judge.core import RetryPolicy, ask_judge
 from turnwise.judge.parse import ParseError
-from turnwise.judge.replies import Reply, json_object
+from turnwise.judge.replies import Reply, json_object, words
 from turnwise.models.base import ChatModel
 from turnwise.prompts import LANGS, detect_lang, prompt_messages
 from turnwise.rag.metrics import tokens
@@ -199,7 +199,7 @@ def rewrite_reply(question: str, max_added_tokens: int = 64, reasoning: bool = T
             raise ParseError("the JSON reply has no string 'rewrite'")
         return parse_rewrite(f"Rewrite: {value['rewrite']}", question, max_added_tokens=max_added_tokens)
 
-    rewrite = {"type": "string", "minLength": 1, "maxLength": 400}
+    rewrite = words(len(question) + 160)  # room for any rewrite of CANARD's (99% add at most 113 characters)
     fields = {"reasoning": {"type": "string", "maxLength": 300}, "rewrite": rewrite} if reasoning else \
         {"rewrite": rewrite}
     example = '{"reasoning": "...", "rewrite": "..."}' if reasoning else '{"rewrite": "..."}'

@@ -18,7 +18,7 @@ from typing import Any
 
 from turnwise.judge.core import Judge
 from turnwise.judge.parse import ParseError
-from turnwise.judge.replies import Reply, json_object
+from turnwise.judge.replies import Reply, json_object, words
 from turnwise.retrieval.chunking import Tokenizer, chunk_text
 from turnwise.score.dimensions import RATING, from_judgement
 from turnwise.score.types import FAILED, NA, DimensionScore, ScoreCost, ScoreInput
@@ -49,9 +49,8 @@ def _read_points(value: dict[str, Any]) -> str:
     return parse_points(value["information"])
 
 
-POINTS = Reply(parse_points, json_object({"relevant": {"type": "boolean"}, "information": {"type": "string",
-                                                                                        "maxLength": 400}}),
-               _read_points, '{"relevant": true | false, "information": "..."}')
+POINTS = Reply(parse_points, json_object({"information": words(400), "relevant": {"type": "boolean"}}),
+               _read_points, '{"information": "...", "relevant": true | false}')
 
 
 @dataclass
