@@ -199,7 +199,8 @@ def rewrite_reply(question: str, max_added_tokens: int = 64, reasoning: bool = T
             raise ParseError("the JSON reply has no string 'rewrite'")
         return parse_rewrite(f"Rewrite: {value['rewrite']}", question, max_added_tokens=max_added_tokens)
 
-    rewrite = words(len(question) + 160)  # room for any rewrite of CANARD's (99% add at most 113 characters)
+    rewrite = words(320)  # room for any of CANARD's rewrites (the longest has 260 characters); one schema for every
+    # question, so that concurrent rewrites share a batch
     fields = {"reasoning": {"type": "string", "maxLength": 300}, "rewrite": rewrite} if reasoning else \
         {"rewrite": rewrite}
     example = '{"reasoning": "...", "rewrite": "..."}' if reasoning else '{"rewrite": "..."}'
