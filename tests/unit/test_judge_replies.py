@@ -122,3 +122,20 @@ def test_a_value_that_is_read_needs_a_word_and_stays_on_one_line():
         assert not pattern.fullmatch(copied), copied
     schema = json.loads(rewrite_reply("how long is it?", 64, reasoning=False).schema_text)
     assert re.fullmatch(schema["properties"]["rewrite"]["pattern"], "How long is the Nile river?")
+
+
+def test_an_invented_history_refuses_a_bare_speaker_label_and_fits_its_tokens():
+    from turnwise.capo.strategies import history_reply
+
+    reply = history_reply(1, max_tokens=96)
+    turns = {"user": "What is the capital of France?", "assistant": "Paris."}
+    assert [m["role"] for m in reply.parse_json(json.dumps({"exchanges": [turns]}))] == ["user", "assistant"]
+    for label in ("User:", "Assistant", "用户：", "  user : "):
+        with pytest.raises(ParseError, match="speaker's label"):
+            reply.parse_json(json.dumps({"exchanges": [{**turns, "user": label}]}))
+
+    def longest(r):  # the characters a turn may have: the pattern's {0,n} plus its first letter
+        pattern = r.schema["properties"]["exchanges"]["items"]["properties"]["user"]["pattern"]
+        return int(pattern[:-1].rsplit(",")[-1]) + 1
+
+    assert 2 * longest(reply) < 3 * 96 and longest(history_reply(1, max_tokens=512)) == 300

@@ -166,10 +166,10 @@ async def hallucination(task: PairTask, env: StrategyEnv, cost: Cost) -> Negativ
 
 async def _invent_prompted(task: PairTask, env: StrategyEnv, cost: Cost) -> list[Message]:
     prompt = render("capo/hallucination", task.lang, search_path=env.search_path, query=task.query,
-                    exchanges=env.exchanges)
+                    exchanges=env.exchanges, structured=env.structured)
     messages, settings, parse = [{"role": "user", "content": prompt}], env.settings, parse_history
     if env.structured:
-        reply = history_reply(env.exchanges)
+        reply = history_reply(env.exchanges, env.settings.max_tokens)
         messages = structured_messages(messages, reply, task.lang, env.search_path)
         settings, parse = replace(settings, json_schema=reply.schema_text), reply.parse_json
     raw = await _ask(env.models.negative, messages, settings, cost)
@@ -179,20 +179,29 @@ async def _invent_prompted(task: PairTask, env: StrategyEnv, cost: Cost) -> list
         raise _CallFailed(f"invented history unparsable: {exc}", raw) from None
 
 
-def history_reply(exchanges: int) -> Reply[list[Message]]:
-    """An invented history: ``User:``/``Assistant:`` lines in text, ``{"exchanges": [{user, assistant}]}`` as JSON."""
+_LABEL = re.compile(r"(user|assistant|human|ai|用户|助手)\s*[:：]?", re.IGNORECASE)
+
+
+def history_reply(exchanges: int, max_tokens: int = 256) -> Reply[list[Message]]:
+    """An invented history: ``User:``/``Assistant:`` lines in text, ``{"exchanges": [{user, assistant}]}`` as JSON
+    (each turn bounded so that the object fits ``max_tokens`` at about three characters a token; a turn that is
+    only a speaker's label, as a small model writes it, is refused)."""
 
     def read(value: dict[str, Any]) -> list[Message]:
         items = value.get("exchanges")
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise ParseError("the JSON reply has no list 'exchanges'")
+        for item in items:
+            for role in ("user", "assistant"):
+                if _LABEL.fullmatch(str(item.get(role, "")).strip()):
+                    raise ParseError(f"the invented {role} turn is only a speaker's label: {item[role]!r}")
         lines = [f"{role.title()}: {i.get(role, '')}" for i in items for role in ("user", "assistant")]
         try:
             return parse_history("\n".join(lines))
         except SchemaError as exc:
             raise ParseError(str(exc)) from None
 
-    turn = words(300)
+    turn = words(max(40, min(300, 3 * (max_tokens - 24) // (2 * max(1, exchanges)))))
     schema = json_object({"exchanges": {"type": "array", "minItems": 1, "maxItems": max(1, exchanges),
                                         "items": json_object({"user": turn, "assistant": turn})}})
     return Reply(parse_history, schema, read, '{"exchanges": [{"user": "...", "assistant": "..."}]}')
