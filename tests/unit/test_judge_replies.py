@@ -139,3 +139,15 @@ def test_an_invented_history_refuses_a_bare_speaker_label_and_fits_its_tokens():
         return int(pattern[:-1].rsplit(",")[-1]) + 1
 
     assert 2 * longest(reply) < 3 * 96 and longest(history_reply(1, max_tokens=512)) == 300
+
+
+def test_a_list_fits_the_reply_it_is_written_in():
+    def size(reply):  # items allowed, characters each
+        items = reply.schema["properties"]["statements"]
+        return items["maxItems"], int(items["items"]["pattern"][:-1].rsplit(",")[-1]) + 1
+
+    assert size(list_reply("statement", "statements")) == (10, 240)
+    assert size(list_reply("statement", "statements", max_tokens=1024)) == (10, 240)
+    most, longest = size(list_reply("statement", "statements", max_tokens=192))
+    assert most * longest <= 3 * 192 and longest >= 100
+    assert size(list_reply("statement", "statements", max_tokens=40))[0] == 1

@@ -34,7 +34,7 @@ from turnwise.capo.tasks import PairTask, stable_seed
 from turnwise.data.schema import Message, validate_messages
 from turnwise.errors import SchemaError
 from turnwise.judge.parse import ParseError
-from turnwise.judge.replies import Reply, json_object, structured_messages, words
+from turnwise.judge.replies import Reply, json_object, room, structured_messages, words
 from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.prompts import render
 from turnwise.stage.runner import Cost
@@ -201,7 +201,7 @@ def history_reply(exchanges: int, max_tokens: int = 256) -> Reply[list[Message]]
         except SchemaError as exc:
             raise ParseError(str(exc)) from None
 
-    turn = words(max(40, min(300, 3 * (max_tokens - 24) // (2 * max(1, exchanges)))))
+    turn = words(min(300, room(max_tokens) // (2 * max(1, exchanges))))
     schema = json_object({"exchanges": {"type": "array", "minItems": 1, "maxItems": max(1, exchanges),
                                         "items": json_object({"user": turn, "assistant": turn})}})
     return Reply(parse_history, schema, read, '{"exchanges": [{"user": "...", "assistant": "..."}]}')

@@ -32,6 +32,12 @@ LETTERS = ("A-Za-z0-9\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-
            "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af")  # Arabic Devanagari, kana CJK Hangul
 
 
+def room(max_tokens: int, overhead: int = 24) -> int:
+    """Characters of text values that fit in a reply of ``max_tokens`` beside the JSON around them, at a cautious
+    three characters a token (English prose runs about four; digits and repeated text fewer)."""
+    return max(40, 3 * (max_tokens - overhead))
+
+
 def words(longest: int) -> dict[str, Any]:
     """The JSON schema of a text value that is read: it starts with a letter or digit, at most ``longest``
     characters, on one line (a pattern, so that constrained decoders bound the length: minLength and maxLength
@@ -118,10 +124,15 @@ def label_reply(labels: Mapping[str, float], shown: Sequence[str] | None = None)
                  + "}")
 
 
-def list_reply(tag: str, key: str, *, none_marker: str | None = None, most: int = 10, longest: int = 240
-               ) -> Reply[list[str]]:
+def list_reply(tag: str, key: str, *, none_marker: str | None = None, most: int = 10, longest: int = 240,
+               max_tokens: int | None = None) -> Reply[list[str]]:
     """Items: ``<tag>…</tag>`` in text, ``{key: [...]}`` as JSON (an empty list only where ``none_marker`` makes
-    none a valid answer)."""
+    none a valid answer). With ``max_tokens``, fewer or shorter items, so that a full list still fits the reply
+    (at least 100 characters an item while there is room for one)."""
+    if max_tokens is not None:
+        budget = room(max_tokens)
+        most = max(1, min(most, budget // 100))
+        longest = max(40, min(longest, budget // most))
 
     def read(value: dict[str, Any]) -> list[str]:
         items = value.get(key)

@@ -31,7 +31,7 @@ SUPPORT = {
     "不支持": 0.0,
 }
 
-parse_statements = list_reply("statement", "statements", none_marker=NO_STATEMENTS)
+parse_statements = list_reply("statement", "statements", none_marker=NO_STATEMENTS)  # the text form reads any list
 parse_support = label_reply(SUPPORT)
 
 
@@ -40,7 +40,8 @@ async def faithfulness(judge: Judge, retriever: Retriever, lang: str, item: Scor
     """Score one response's faithfulness to ``item.context``; see the module docstring."""
     if not item.context.strip():
         return DimensionScore(NAME, NA, reason="no context to be faithful to")
-    found = await judge.ask("score/statements", parse_statements, lang, query=item.query, response=response)
+    fitting = list_reply("statement", "statements", none_marker=NO_STATEMENTS, max_tokens=judge.policy.max_tokens)
+    found = await judge.ask("score/statements", fitting, lang, query=item.query, response=response)
     if not found.ok:
         return from_judgement(NAME, found, details={"step": "statements"})
     statements: list[str] = found.value or []
