@@ -78,8 +78,16 @@ def write_json(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def recipe(files: dict[str, Path], out: Path, structured: bool) -> dict[str, Any]:
+def recipe(files: dict[str, Path], out: Path, structured: bool, more: bool = True) -> dict[str, Any]:
     judge = {"judge_attempts": 1, "structured": structured}
+    longreward_more = [
+        # faithfulness makes several calls per answer (statements, then one per statement); the other three
+        # dimensions one each: these 70 more answers bring them to 100 calls
+        {"name": "longreward_more", "kind": "score", "inputs": {"answers": {"file": str(files["answers_more"])}},
+         "models": {"judge": "smol"},
+         "settings": {**judge, "retriever": "bm25", "judge_max_tokens": 192,
+                      "longreward": {"lang": "en", "dimensions": ["helpfulness", "logicality", "completeness"]}}},
+    ] if more else []
     return {"description": f"real-model steps ({'structured' if structured else 'text'})", "out_dir": str(out),
             "seed": 0, "models": {"smol": MODEL}, "stages": [
         {"name": "simulate", "kind": "simulate", "inputs": {"seeds": {"file": str(files["seeds"])}},
@@ -98,12 +106,6 @@ def recipe(files: dict[str, Path], out: Path, structured: bool) -> dict[str, Any
         {"name": "longreward", "kind": "score", "inputs": {"answers": {"file": str(files["answers"])}},
          "models": {"judge": "smol"},
          "settings": {**judge, "retriever": "bm25", "judge_max_tokens": 192, "longreward": {"lang": "en"}}},
-        # faithfulness makes several calls per answer (statements, then one per statement); the other three
-        # dimensions one each: these 70 more answers bring them to 100 calls
-        {"name": "longreward_more", "kind": "score", "inputs": {"answers": {"file": str(files["answers_more"])}},
-         "models": {"judge": "smol"},
-         "settings": {**judge, "retriever": "bm25", "judge_max_tokens": 192,
-                      "longreward": {"lang": "en", "dimensions": ["helpfulness", "logicality", "completeness"]}}},
         {"name": "bestofn", "kind": "bestofn", "inputs": {"dialogues": {"file": str(files["prompts"])}},
          "models": {"policy": "smol", "judge": "smol"},
          "settings": {**judge, "n": 4, "min_scored": 2, "min_margin": 0, "retriever": "bm25",
@@ -121,6 +123,7 @@ def recipe(files: dict[str, Path], out: Path, structured: bool) -> dict[str, Any
          "models": {"model": "smol"},
          "settings": {"input_format": "canard", "gate": "always", "variant": "direct", "attempts": 1,
                       "max_tokens": 96, "structured": structured, "lang": "en"}},
+        *longreward_more,
     ]}
 
 
@@ -209,6 +212,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-real")
     parser.add_argument("--modes", default="text,structured")
     parser.add_argument("--scale", type=float, default=1.0, help="input sizes (1 = at least 100 calls per step)")
+    parser.add_argument("--short-text", action="store_true",
+                        help="text mode scores the first 30 answers only with LongReward (30 calls for its one-call "
+                             "dimensions instead of 100): about 15 minutes less")
     args = parser.parse_args()
     from turnwise.recipe import load_recipe, make_plan, run_plan
 
@@ -219,7 +225,8 @@ def main() -> None:
         path = args.out / f"{mode}.yaml"
         # One folder for both modes: stages that do not depend on the mode (simulate, the answers) share their key,
         # so the second mode finds them done, and the one response cache answers what both ask alike.
-        path.write_text(json.dumps(recipe(files, args.out / "runs", mode == "structured"), indent=1),
+        path.write_text(json.dumps(recipe(files, args.out / "runs", mode == "structured",
+                                      more=mode == "structured" or not args.short_text), indent=1),
                         encoding="utf-8")
         result = run_plan(make_plan(load_recipe(path)),
                           on_event=lambda e, mode=mode: e.event in ("done", "failed") and print(
