@@ -150,7 +150,6 @@ def measure(result: Any, files: dict[str, Path]) -> tuple[dict[str, Any], dict[s
         "detect": lambda f: detect_replies(_records(f, "detections.jsonl")),
         "capo": lambda f: {"invented history": capo_replies(_records(f, "records.jsonl"))["invented history"]},
         "longreward": lambda f: score_replies(results(f, "scores.jsonl", "results")),
-        "longreward_more": lambda f: score_replies(results(f, "scores.jsonl", "results")),
         "bestofn": lambda f: score_replies(results(f, "records.jsonl", "candidates")),
         "eval_single": lambda f: eval_replies(_records(f, "judgements.jsonl")),
         "eval_pairwise": lambda f: eval_replies(_records(f, "judgements.jsonl")),
@@ -164,9 +163,10 @@ def measure(result: Any, files: dict[str, Path]) -> tuple[dict[str, Any], dict[s
     table, lost = {}, {}
     for outcome in result.outcomes:
         stage = outcome.stage
-        if stage.name in readers:
-            for step, tallied in readers[stage.name](stage.dir).items():
-                merge(table, f"{stage.name.removesuffix('_more')}: {step}", tallied)
+        name = stage.name.removesuffix("_more")  # longreward_more adds to longreward's steps
+        if name in readers:
+            for step, tallied in readers[name](stage.dir).items():
+                merge(table, f"{name}: {step}", tallied)
         if stage.name in one_each:
             source, output = one_each[stage.name]
             lost[stage.name] = _count(files[source]) - len(_records(stage.dir, output))

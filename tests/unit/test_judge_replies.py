@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from turnwise.errors import SchemaError
 from turnwise.judge.core import RetryPolicy, ask_judge
 from turnwise.judge.parse import ParseError
 from turnwise.judge.replies import label_reply, list_reply, rating_reply, structured_messages
@@ -97,6 +98,7 @@ def test_every_structured_reply_shows_its_keys_in_the_order_the_grammar_writes_t
     replies = [rating_reply(0, 10), label_reply({"A": 1.0, "B": 0.0}), list_reply("s", "statements"), POINTS,
                rewrite_reply("where was he born?", 64, reasoning=True), rewrite_reply("how long?", 64, False),
                history_reply(1)]
+
     def names(schema: dict) -> list[str]:  # property names in the order the decoder writes them, depth first
         out = []
         for key, value in schema.get("properties", {}).items():
@@ -133,21 +135,27 @@ def test_an_invented_history_refuses_a_bare_speaker_label_and_fits_its_tokens():
     for label in ("User:", "Assistant", "用户：", "  user : "):
         with pytest.raises(ParseError, match="speaker's label"):
             reply.parse_json(json.dumps({"exchanges": [{**turns, "user": label}]}))
+        with pytest.raises(SchemaError, match="speaker's label"):  # the text form too
+            reply(f"User: {label}\nAssistant: Paris.")
 
-    def longest(r):  # the characters a turn may have: the pattern's {0,n} plus its first letter
-        pattern = r.schema["properties"]["exchanges"]["items"]["properties"]["user"]["pattern"]
-        return int(pattern[:-1].rsplit(",")[-1]) + 1
+    def turn(r):
+        return r.schema["properties"]["exchanges"]["items"]["properties"]["user"]
 
-    assert 2 * longest(reply) < 3 * 96 and longest(history_reply(1, max_tokens=512)) == 300
+    assert 2 * longest(turn(reply)) < 3 * 96 and longest(turn(history_reply(1, max_tokens=512))) == 300
+
+
+def longest(schema: dict) -> int:
+    """The characters a ``words`` value may have: the pattern's ``{0,n}`` plus its first letter."""
+    return int(schema["pattern"][:-1].rsplit(",")[-1]) + 1
 
 
 def test_a_list_fits_the_reply_it_is_written_in():
     def size(reply):  # items allowed, characters each
         items = reply.schema["properties"]["statements"]
-        return items["maxItems"], int(items["items"]["pattern"][:-1].rsplit(",")[-1]) + 1
+        return items["maxItems"], longest(items["items"])
 
     assert size(list_reply("statement", "statements")) == (10, 240)
     assert size(list_reply("statement", "statements", max_tokens=1024)) == (10, 240)
-    most, longest = size(list_reply("statement", "statements", max_tokens=192))
-    assert most * longest <= 3 * 192 and longest >= 100
+    most, chars = size(list_reply("statement", "statements", max_tokens=192))
+    assert most * chars <= 3 * 192 and chars >= 100
     assert size(list_reply("statement", "statements", max_tokens=40))[0] == 1

@@ -184,17 +184,13 @@ _LABEL = re.compile(r"(user|assistant|human|ai|用户|助手)\s*[:：]?", re.IGN
 
 def history_reply(exchanges: int, max_tokens: int = 256) -> Reply[list[Message]]:
     """An invented history: ``User:``/``Assistant:`` lines in text, ``{"exchanges": [{user, assistant}]}`` as JSON
-    (each turn bounded so that the object fits ``max_tokens`` at about three characters a token; a turn that is
-    only a speaker's label, as a small model writes it, is refused)."""
+    (each turn bounded so that the object fits ``max_tokens`` at about three characters a token); either form is
+    checked by :func:`parse_history`."""
 
     def read(value: dict[str, Any]) -> list[Message]:
         items = value.get("exchanges")
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise ParseError("the JSON reply has no list 'exchanges'")
-        for item in items:
-            for role in ("user", "assistant"):
-                if _LABEL.fullmatch(str(item.get(role, "")).strip()):
-                    raise ParseError(f"the invented {role} turn is only a speaker's label: {item[role]!r}")
         lines = [f"{role.title()}: {i.get(role, '')}" for i in items for role in ("user", "assistant")]
         try:
             return parse_history("\n".join(lines))
@@ -220,7 +216,8 @@ def parse_history(text: str, most_exchanges: int = 3) -> list[Message]:
     """``User:``/``Assistant:`` lines as messages; untagged lines continue the message before them.
 
     Raises:
-        SchemaError: text before the first tag, roles out of order, no closing assistant turn, too long.
+        SchemaError: text before the first tag, roles out of order, no closing assistant turn, too long, a turn
+            that is only a speaker's label (as a small model writes it).
     """
     messages: list[Message] = []
     for line in text.strip().splitlines():
@@ -232,6 +229,9 @@ def parse_history(text: str, most_exchanges: int = 3) -> list[Message]:
                 raise SchemaError("text before the first 'User:' line")
             messages[-1]["content"] = (messages[-1]["content"] + "\n" + line.strip()).strip()
     validate_messages(messages)
+    for message in messages:
+        if _LABEL.fullmatch(message["content"].strip()):
+            raise SchemaError(f"the invented {message['role']} turn is only a speaker's label: {message['content']!r}")
     if messages[-1]["role"] != "assistant":
         raise SchemaError("it does not end with an Assistant line")
     if len(messages) > 2 * most_exchanges:

@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
 from typing import Any
 
 from turnwise.judge.core import Judge, Judgement
-from turnwise.judge.replies import label_reply, list_reply
+from turnwise.judge.replies import Reply, label_reply, list_reply
 from turnwise.retrieval.retriever import Retriever
 from turnwise.score.dimensions import from_judgement
 from turnwise.score.types import FAILED, NA, OK, DimensionScore, ScoreCost, ScoreInput
@@ -31,7 +32,13 @@ SUPPORT = {
     "不支持": 0.0,
 }
 
-parse_statements = list_reply("statement", "statements", none_marker=NO_STATEMENTS)  # the text form reads any list
+@lru_cache(maxsize=8)
+def statements_reply(max_tokens: int | None = None) -> Reply[list[str]]:
+    """The statements' reply; with ``max_tokens``, its JSON list sized to fit a reply that long."""
+    return list_reply("statement", "statements", none_marker=NO_STATEMENTS, max_tokens=max_tokens)
+
+
+parse_statements = statements_reply()
 parse_support = label_reply(SUPPORT)
 
 
@@ -40,8 +47,8 @@ async def faithfulness(judge: Judge, retriever: Retriever, lang: str, item: Scor
     """Score one response's faithfulness to ``item.context``; see the module docstring."""
     if not item.context.strip():
         return DimensionScore(NAME, NA, reason="no context to be faithful to")
-    fitting = list_reply("statement", "statements", none_marker=NO_STATEMENTS, max_tokens=judge.policy.max_tokens)
-    found = await judge.ask("score/statements", fitting, lang, query=item.query, response=response)
+    found = await judge.ask("score/statements", statements_reply(judge.policy.max_tokens), lang, query=item.query,
+                            response=response)
     if not found.ok:
         return from_judgement(NAME, found, details={"step": "statements"})
     statements: list[str] = found.value or []
