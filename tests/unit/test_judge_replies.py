@@ -126,6 +126,31 @@ def test_a_value_that_is_read_needs_a_word_and_stays_on_one_line():
     assert re.fullmatch(schema["properties"]["rewrite"]["pattern"], "How long is the Nile river?")
 
 
+def test_a_rewrite_is_one_question_that_ends_by_itself_and_fits_its_tokens():
+    import re
+
+    from turnwise.rag.rewriter import parse_rewrite, rewrite_reply
+
+    reply = rewrite_reply("how long is it?", 64, reasoning=False, max_tokens=96)
+    pattern = re.compile(json.loads(reply.schema_text)["properties"]["rewrite"]["pattern"])
+    assert pattern.fullmatch("How long is the Nile?") and pattern.fullmatch("尼罗河有多长？")
+    assert pattern.fullmatch("Tell me about the Nile")  # a request needs no question mark
+    for looping in ("What was it? What was it?", "尼罗河有多长？它呢？", "Why?!"):
+        assert not pattern.fullmatch(looping), looping
+    # the text form refuses the same run-on, and a JSON rewrite the grammar had to cut is refused, not read
+    for text in ("Rewrite: What was the band? What was the band?", "Rewrite: 他是谁？他呢？"):
+        with pytest.raises(ParseError, match="one question"):
+            parse_rewrite(text, "who?")
+    longest = max(n for n in range(1, 400) if pattern.fullmatch("a" * n))
+    assert 40 <= longest < 3 * 96  # sized to the reply's tokens
+    with pytest.raises(ParseError, match="cut off"):
+        reply.parse_json(json.dumps({"rewrite": "a" * longest}))
+    assert reply.parse_json(json.dumps({"rewrite": "How long is the Nile?"})) == "How long is the Nile?"
+    # the chain of thought leaves the reasoning its room; the default size holds CANARD's longest rewrite (260)
+    assert max(n for n in range(1, 400) if re.fullmatch(json.loads(rewrite_reply("x?", 64).schema_text)[
+        "properties"]["rewrite"]["pattern"], "a" * n)) > 260
+
+
 def test_an_invented_history_refuses_a_bare_speaker_label_and_fits_its_tokens():
     from turnwise.capo.strategies import history_reply
 

@@ -134,8 +134,9 @@ def test_parse_takes_the_last_marked_line(reply: str, expected: str) -> None:
     ("Rewrite:   ", "is empty"),
     ("Rewrite: <the self-contained question>", "placeholder"),
     ("Rewrite: 尼罗河有多长？", "the rewrite is in zh, the question in en"),
-    ("Rewrite: How long is the Nile? " + "It is 6,650 km long and flows through eleven countries. " * 8,
+    ("Rewrite: Tell me how long the Nile is. " + "It is 6,650 km long and flows through eleven countries. " * 8,
      "an answer, not a rewrite"),
+    ("Rewrite: How long is the Nile? How long is the Nile?", "one question, not several"),
 ])
 def test_parse_rejects(reply: str, reason: str) -> None:
     with pytest.raises(ParseError, match=reason):

@@ -38,11 +38,13 @@ def room(max_tokens: int, overhead: int = 24) -> int:
     return max(40, 3 * (max_tokens - overhead))
 
 
-def words(longest: int) -> dict[str, Any]:
+def words(longest: int, ends: str = "") -> dict[str, Any]:
     """The JSON schema of a text value that is read: it starts with a letter or digit, at most ``longest``
     characters, on one line (a pattern, so that constrained decoders bound the length: minLength and maxLength
-    do not combine with a pattern everywhere)."""
-    return {"type": "string", "pattern": f"[{LETTERS}]" + r'[^"\\\r\n]' + f"{{0,{longest - 1}}}"}
+    do not combine with a pattern everywhere). With ``ends`` (such as ``"?？"``), those characters may only close
+    the value: one question, where a small model left to itself runs on with more."""
+    tail = f"[{ends}]?" if ends else ""
+    return {"type": "string", "pattern": f"[{LETTERS}]" + r'[^"\\\r\n' + ends + "]" + f"{{0,{longest - 1}}}" + tail}
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,12 @@ counts as context: a first question can lean on it ("where was he born?").
 The prompt (``rag/rewrite_cot`` or ``rag/rewrite_direct``, English or Chinese, few-shot) asks for the final
 rewrite on a line ``Rewrite: …`` (``改写：…`` in Chinese; either marker is read in both). The reply is parsed
 strictly: the last marked line wins; no marked line, an empty rewrite, the format's placeholder, a change
-of language, or a rewrite that adds more than ``max_added_tokens`` tokens to the question (an answer, not a
-rewrite) are failures, kept with the raw reply. Decoding is greedy (temperature 0).
+of language, a rewrite that goes on after its question mark (one question, not a run of them: a small model's
+greedy decoding loops "What was X? What was X? …"), or one that adds more than ``max_added_tokens`` tokens to the
+question (an answer, not a rewrite) are failures, kept with the raw reply. Decoding is greedy (temperature 0).
+With ``structured``, the reply is ``{"reasoning", "rewrite"}`` (``{"rewrite"}`` for the direct prompt) held to a
+JSON schema whose rewrite ends at its first question mark and fits ``max_tokens``; the same checks apply, and a
+rewrite that fills the schema's length (cut by the grammar, not ended by the model) is a failure too.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from turnwise.detect.rules import RuleDetector, TurnDecision
 from turnwise.errors import ConfigError
 from turnwise.judge.core import RetryPolicy, ask_judge
 from turnwise.judge.parse import ParseError
-from turnwise.judge.replies import Reply, json_object, words
+from turnwise.judge.replies import Reply, json_object, room, words
 from turnwise.models.base import ChatModel
 from turnwise.prompts import LANGS, detect_lang, prompt_messages
 from turnwise.rag.metrics import tokens
@@ -45,6 +49,9 @@ _MARKER = re.compile(r"^[\s*_#>-]*(?:rewrite|改写)[\s*_]*[:：][\s*_]*(?P<text
 _QUOTES = ("\"\"", "“”", "''", "‘’", "「」", "『』", "<>", "``")
 _PLACEHOLDERS = {"the self-contained question", "可以独立理解的问题"}
 _WORDY = re.compile(r"[^\W_]")
+REASONING_CHARS = 300  # the chain of thought, briefly, before the JSON rewrite
+QUESTION_ENDS = "?？"  # a rewrite is one question: nothing follows its question mark
+_RUNS_ON = re.compile(f"[{QUESTION_ENDS}]" + r"[\s\"'”’」』)）]*[^\s\"'”’」』)）]")
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,8 @@ def parse_rewrite(text: str, question: str, *, max_added_tokens: int = 64) -> st
         raise ParseError("the reply repeats the format's placeholder")
     if not _WORDY.search(rewrite):
         raise ParseError("the rewrite has no words")
+    if _RUNS_ON.search(rewrite):
+        raise ParseError("the rewrite goes on after its question mark: one question, not several")
     if _WORDY.search(question) and detect_lang(rewrite) != detect_lang(question):
         raise ParseError(f"the rewrite is in {detect_lang(rewrite)}, the question in {detect_lang(question)}")
     added = count_tokens(rewrite) - count_tokens(question)
@@ -190,19 +199,26 @@ def parse_rewrite(text: str, question: str, *, max_added_tokens: int = 64) -> st
     return rewrite
 
 
-def rewrite_reply(question: str, max_added_tokens: int = 64, reasoning: bool = True) -> Reply[str]:
+def rewrite_reply(question: str, max_added_tokens: int = 64, reasoning: bool = True, max_tokens: int = 384
+                  ) -> Reply[str]:
     """A rewrite: a ``Rewrite:`` line in text, ``{"reasoning", "rewrite"}`` as JSON (``{"rewrite"}`` for the direct
-    prompt, which asks for no reasoning); the same checks either way."""
+    prompt, which asks for no reasoning); the same checks either way. The JSON rewrite ends at its first question
+    mark and is sized to fit ``max_tokens`` beside the reasoning; one that fills that size was cut by the grammar
+    and is refused."""
+    # room for any of CANARD's rewrites (the longest has 260 characters) where max_tokens allows; one schema for
+    # every question, so that concurrent rewrites share a batch
+    longest = max(40, min(320, room(max_tokens) - (REASONING_CHARS if reasoning else 0)))
 
     def read(value: dict[str, Any]) -> str:
         if not isinstance(value.get("rewrite"), str):
             raise ParseError("the JSON reply has no string 'rewrite'")
+        if len(value["rewrite"]) >= longest:
+            raise ParseError(f"the rewrite fills the {longest} characters the schema allows: cut off, not ended")
         return parse_rewrite(f"Rewrite: {value['rewrite']}", question, max_added_tokens=max_added_tokens)
 
-    rewrite = words(320)  # room for any of CANARD's rewrites (the longest has 260 characters); one schema for every
-    # question, so that concurrent rewrites share a batch
-    fields = {"reasoning": {"type": "string", "maxLength": 300}, "rewrite": rewrite} if reasoning else \
-        {"rewrite": rewrite}
+    rewrite = words(longest, ends=QUESTION_ENDS)
+    fields = {"reasoning": {"type": "string", "maxLength": REASONING_CHARS}, "rewrite": rewrite} if reasoning \
+        else {"rewrite": rewrite}
     example = '{"reasoning": "...", "rewrite": "..."}' if reasoning else '{"rewrite": "..."}'
     return Reply(lambda text: parse_rewrite(text, question, max_added_tokens=max_added_tokens), json_object(fields),
                  read, example)
@@ -247,7 +263,8 @@ class Rewriter:
         shown = [m for m in history if m["role"] != "system"]
         shown = shown[-self.config.history_messages:] if self.config.history_messages else []
         return prompt_messages(self.config.template, lang, search_path=self.config.search_path, history=shown,
-                               question=question, topic=topic, few_shot=self.config.few_shot)
+                               question=question, topic=topic, few_shot=self.config.few_shot,
+                               structured=self.config.structured)
 
     async def rewrite(self, history: Sequence[Message], question: str, topic: str | None = None) -> Rewrite:
         """Gate, prompt, call and parse one turn; a failure is returned (query = the question), never raised."""
@@ -257,7 +274,8 @@ class Rewriter:
             return Rewrite(question, question, "skipped", gate, lang)
         messages = self.messages(history, question, topic, lang)
         budget = self.config.max_added_tokens
-        reply = rewrite_reply(question, budget, reasoning=self.config.variant == "cot")
+        reply = rewrite_reply(question, budget, reasoning=self.config.variant == "cot",
+                              max_tokens=self.config.max_tokens)
         verdict = await ask_judge(self.model, messages, reply, self.config.policy(),
                                   structured=self.config.structured, lang=lang, search_path=self.config.search_path)
         if not verdict.ok or verdict.value is None:
