@@ -8,7 +8,7 @@ import pytest
 
 from turnwise.capo.export import export_pairs
 from turnwise.capo.stage import CapoConfig, run_capo
-from turnwise.capo.strategies import STRATEGIES, CapoModels
+from turnwise.capo.strategies import PARROT as STRATEGIES, CapoModels
 from turnwise.capo.tasks import PairTask, parse_mix, selected_strategies
 from turnwise.data.formats import read_records
 from turnwise.data.schema import Conversation, PreferencePair

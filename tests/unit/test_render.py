@@ -109,6 +109,25 @@ def test_llama3_user_positions(llama3_bytes):
     assert decoded_loss_spans(llama3_bytes, ids, labels) == ["U1<|eot_id|>", "U2<|eot_id|>", "U3<|eot_id|>"]
 
 
+def test_last_only_is_the_final_answer_dpo_scores(chatml_bytes, llama3_bytes):
+    """The matched baseline's mask (``loss_turns: last``): the last assistant block alone, 82-84 (chatml) and
+    91-93 (llama3) above; the chosen completion DPO's SFT term scores is the rendering of prompt + answer past
+    the rendered prompt, which is the same text up to the whitespace the template writes after the end token."""
+    ids, labels = label_tokens(chatml_bytes, CONVERSATION, last_only=True)
+    assert loss_positions(labels) == [82, 83, 84]
+    assert decoded_loss_spans(chatml_bytes, ids, labels) == ["A3<|im_end|>"]
+    _, labels = label_tokens(llama3_bytes, CONVERSATION, last_only=True)
+    assert loss_positions(labels) == [91, 92, 93]
+    _, labels = label_tokens(chatml_bytes, CONVERSATION, train_on=("user",), last_only=True)
+    assert loss_positions(labels) == [67, 68, 69]
+    for tokenizer in (chatml_bytes, llama3_bytes):
+        prompt = render(tokenizer, CONVERSATION[:-1], add_generation_prompt=True)
+        whole = render(tokenizer, CONVERSATION, add_generation_prompt=False)
+        ids, labels = label_tokens(tokenizer, CONVERSATION, last_only=True)
+        assert whole.startswith(prompt)
+        assert "".join(decoded_loss_spans(tokenizer, ids, labels)) == whole[len(prompt):].rstrip()
+
+
 def test_both_roles(chatml_bytes):
     _, labels = label_tokens(chatml_bytes, CONVERSATION, train_on=("assistant", "user"))
     assert loss_positions(labels) == [17, 18, 19, 32, 33, 34, 42, 43, 44, 57, 58, 59, 67, 68, 69, 82, 83, 84]

@@ -21,6 +21,7 @@ import asyncio
 from typing import Any
 
 from turnwise.capo.stage import CapoConfig
+from turnwise.capo.strategies import STRATEGIES
 from turnwise.stage.context import StageContext, StageResult
 from turnwise.stage.inputs import replies_line, short, tally
 from turnwise.stage.spec import Output, Port, Stage
@@ -51,8 +52,7 @@ def capo(ctx: StageContext) -> StageResult:
             return dict(run.store.counts), exported, result.cost.to_dict()
 
     counts, exported, cost = asyncio.run(go())
-    per = ", ".join(f"{k} {exported.by_strategy[k]}" for k in ("neglect", "hallucination", "misunderstanding")
-                    if s.mix.get(k, 0) > 0)
+    per = ", ".join(f"{k} {exported.by_strategy[k]}" for k in STRATEGIES if s.mix.get(k, 0) > 0)
     records = read_stage_output(ctx.output("records"))
     read = replies(records)
     example = next((r["rejected"][0]["content"] for r in records if r["status"] == "ok"), None)

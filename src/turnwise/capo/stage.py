@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnwise.capo.similarity import normalize, similarity, too_close
-from turnwise.capo.strategies import MODES, STRATEGIES, CapoModels, Negative, StrategyEnv, write_negative
+from turnwise.capo.strategies import MODES, PARROT, STRATEGIES, CapoModels, Negative, StrategyEnv, write_negative
 from turnwise.capo.tasks import PairTask, iter_tasks, selected_strategies
 from turnwise.data.schema import Conversation, Message
 from turnwise.detect.rules import RuleDetector, TurnDecision
@@ -39,9 +39,10 @@ class CapoConfig:
     """Settings of the capo stage.
 
     Attributes:
-        mix: strategy → ratio; Parrot used all three (the default, 1:1:1). 0 turns a strategy off.
+        mix: strategy → ratio; Parrot used its three (the default, 1:1:1). 0 turns a strategy off. ``on_policy``
+            (not in the default) samples the policy with the true history and keeps an answer the check fails.
         modes: strategy → mode (see :mod:`turnwise.capo.strategies`), e.g. ``neglect=prompted,misunderstanding=other``.
-        prompted: every strategy prompted (instruction models), whatever ``modes`` says.
+        prompted: Parrot's three strategies prompted (instruction models), whatever ``modes`` says.
         settings: sampling of the negative writer.
         chosen_settings: sampling of the chosen-answer model, when there is one.
         simulator_settings: sampling of the user simulator's invented opening turns.
@@ -60,11 +61,20 @@ class CapoConfig:
         max_in_flight: dependent turns in work at once.
         structured: a prompted invented history (hallucination) is held to JSON by constrained decoding (a grammar
             on the local backend, ``response_format`` on an OpenAI-compatible server) and read as JSON.
+        check: the task's check of an answer against the turn's reference (``meta.references[k]`` for the k-th
+            user turn): ``exact``, ``normalized``, ``numeric`` or ``module:function`` (``fn(response, reference)
+            -> bool``). With one, every strategy drops a rejected answer that passes it (it is right), and
+            ``on_policy`` can run.
+        categorize: ``module:function`` (``fn(response, reference, history) -> str``) labelling the kind of error
+            of an on-policy rejected answer (``meta.context.category``), e.g.
+            ``turnwise.quickstart.world:error_category``.
+        samples: answers the policy samples per turn for ``on_policy`` (the first that fails the check is kept).
     """
 
-    mix: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(STRATEGIES, 1.0))
+    mix: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(PARROT, 1.0))
     modes: Mapping[str, str] = field(
-        default_factory=lambda: {"neglect": "plain", "hallucination": "simulator", "misunderstanding": "shuffle"}
+        default_factory=lambda: {"neglect": "plain", "hallucination": "simulator", "misunderstanding": "shuffle",
+                                 "on_policy": "sampled"}
     )
     prompted: bool = False
     settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0.7, max_tokens=512),
@@ -86,10 +96,19 @@ class CapoConfig:
     template_dir: str | None = None
     max_in_flight: int = 64
     structured: bool = False
+    check: str | None = None
+    categorize: str | None = None
+    samples: int = 8
 
     def __post_init__(self) -> None:
         if self.prompted:
-            object.__setattr__(self, "modes", dict.fromkeys(STRATEGIES, "prompted"))
+            object.__setattr__(self, "modes", {**dict.fromkeys(PARROT, "prompted"), "on_policy": "sampled"})
+        object.__setattr__(self, "modes", {"on_policy": "sampled", **self.modes})
+        if self.mix.get("on_policy", 0) > 0 and not self.check:
+            raise ConfigError("the on_policy strategy needs a check (check: exact, normalized, numeric or "
+                              "module:function) and references in the dialogues' meta")
+        if self.samples < 1:
+            raise ConfigError(f"samples must be at least 1, got {self.samples}")
         if self.lang == "auto":
             object.__setattr__(self, "lang", None)
         if self.lang not in (None, "en", "zh"):
@@ -108,7 +127,9 @@ class CapoConfig:
                 "chosen_settings": self.chosen_settings.to_dict(),
                 "simulator_settings": self.simulator_settings.to_dict(), "simulator_prompt": self.simulator_prompt,
                 "max_similarity": self.max_similarity, "min_confidence": self.min_confidence,
-                "exchanges": self.exchanges, "lang": self.lang, "seed": self.seed}
+                "exchanges": self.exchanges, "lang": self.lang, "seed": self.seed,
+                **({"check": self.check, "categorize": self.categorize, "samples": self.samples} if self.check
+                   else {})}
 
 
 @dataclass
@@ -221,11 +242,16 @@ def strategy_env(conversations: Sequence[Conversation], config: CapoConfig, mode
     if len(ids) != len(set(ids)):
         dup = next(i for i, n in Counter(ids).items() if n > 1)
         raise ConfigError(f"duplicate conversation id {dup!r} in the input: ids must be unique")
+    from turnwise.score.verifiable import load_callable, load_check
+
     needs_views = config.mix.get("hallucination", 0) > 0 and config.modes.get("hallucination") == "simulator"
     return StrategyEnv(models, dict(config.modes), config.settings, config.simulator_settings,
                        pool=history_pool(conversations), seed=config.seed, exchanges=config.exchanges,
                        simulator_views=_simulator_views(config) if needs_views else {},
-                       search_path=search_path(config.template_dir), structured=config.structured)
+                       search_path=search_path(config.template_dir), structured=config.structured,
+                       check=load_check(config.check) if config.check else None,
+                       categorize=load_callable(config.categorize, "categorizer") if config.categorize else None,
+                       samples=config.samples)
 
 
 async def run_capo(

@@ -14,10 +14,14 @@ misunderstanding   shuffle       a shuffled subset of the true history without i
                                  turn has a single exchange before it
 misunderstanding   other         the history of another dialogue, cut to the same number of exchanges
 misunderstanding   prompted      the true history and an instruction to misread what the turn refers to
+on_policy          sampled       the true history: the policy (the negative writer) samples N answers, a
+                                 check against the turn's reference keeps the first that fails as the
+                                 rejected answer, labelled with the kind of error it makes
 =================  ============  ==========================================================================
 
 ``plain``, ``simulator``, ``shuffle`` and ``other`` work with any model, tiny local ones included; the
-``prompted`` modes need an instruction model. Every call goes through the ChatModels given (the CLI
+``prompted`` modes need an instruction model; ``on_policy`` needs a check (``check(response, reference) ->
+bool``) and references, and is not in the default mix. Every call goes through the ChatModels given (the CLI
 wraps them in the response cache); a failed call or an unparsable reply is a :class:`Negative` with no
 text, the raw reply and the reason.
 """
@@ -39,11 +43,13 @@ from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.prompts import render
 from turnwise.stage.runner import Cost
 
-STRATEGIES = ("neglect", "hallucination", "misunderstanding")
+STRATEGIES = ("neglect", "hallucination", "misunderstanding", "on_policy")
+PARROT = STRATEGIES[:3]  # the paper's three corruptions: the default mix
 MODES: dict[str, tuple[str, ...]] = {
     "neglect": ("plain", "prompted"),
     "hallucination": ("simulator", "prompted"),
     "misunderstanding": ("shuffle", "other", "prompted"),
+    "on_policy": ("sampled",),
 }
 _TAGGED = re.compile(r"^\s*\**\s*(user|assistant)\s*\**\s*[:：]\s*(.*)$", re.IGNORECASE)
 
@@ -79,6 +85,11 @@ class StrategyEnv:
             opener), from :mod:`turnwise.simulate.prompts`.
         search_path: template folders searched before the package's own.
         structured: a prompted invented history is held to JSON by constrained decoding and read as JSON.
+        check: ``check(response, reference) -> bool`` of the task, or None; with one, a rejected answer of any
+            strategy that passes it is dropped, and ``on_policy`` keeps only samples that fail it.
+        categorize: ``categorize(response, reference, history) -> str``, the kind of error of an on-policy
+            rejected answer (e.g. :func:`turnwise.quickstart.world.error_category`), or None.
+        samples: answers the policy samples per turn for ``on_policy``.
     """
 
     models: CapoModels
@@ -91,6 +102,9 @@ class StrategyEnv:
     simulator_views: Mapping[str, Sequence[Message]] = field(default_factory=dict)
     search_path: tuple[str, ...] = ()
     structured: bool = False
+    check: Callable[[str, str], Any] | None = None
+    categorize: Callable[[str, str, Sequence[Message]], str] | None = None
+    samples: int = 8
 
 
 @dataclass
@@ -285,10 +299,53 @@ def borrow_history(
     return other_id, history[: min(keep, len(history) - len(history) % 2)]
 
 
+def passes(env: StrategyEnv, task: PairTask, text: str) -> bool | None:
+    """Whether ``text`` passes the task's check (None: no check, or no reference for this turn).
+
+    Raises:
+        _CallFailed: the check itself raised (a user's check: its failure is data, not a crash).
+    """
+    if env.check is None or task.reference is None:
+        return None
+    try:
+        return bool(env.check(text, task.reference))
+    except Exception as exc:  # noqa: BLE001 - any error of a user's check is reported, never raised
+        raise _CallFailed(f"the check raised {type(exc).__name__}: {exc}", text) from None
+
+
+async def on_policy(task: PairTask, env: StrategyEnv, cost: Cost) -> Negative:
+    """Sample the policy ``samples`` times with the true history; the first sample that fails the check is the
+    rejected answer (an error the model really makes, in the very prompt DPO trains on)."""
+    if env.check is None:
+        raise _CallFailed("on_policy needs a check (the capo setting check: module:function or a built-in name)")
+    if task.reference is None:
+        return Negative(None, "sampled", status="filtered", reason="no reference for this turn (meta.references)")
+    settings = replace(env.settings, n=env.samples, seed=stable_seed(env.seed, task.source_id, task.index,
+                                                                     "on_policy"))
+    [completion] = await env.models.negative.chat([list(task.prompt)], settings)
+    cost.add(completion)
+    if not completion.ok:
+        raise _CallFailed(f"call failed: {completion.error}")
+    verdicts = [(text, passes(env, task, text)) for text in completion.texts]
+    failing = [text for text, ok in verdicts if text.strip() and not ok]
+    context: dict[str, Any] = {"samples": len(verdicts), "passing": sum(bool(ok) for _, ok in verdicts)}
+    if not failing:
+        return Negative(None, "sampled", status="filtered", context=context,
+                        reason=f"all {len(verdicts)} samples pass the check: no error of the policy to push down")
+    rejected = failing[0]
+    if env.categorize is not None:
+        try:
+            context["category"] = env.categorize(rejected, task.reference, task.history)
+        except Exception as exc:  # noqa: BLE001 - a user's labeller: reported, never raised
+            raise _CallFailed(f"the categorizer raised {type(exc).__name__}: {exc}", rejected) from None
+    return Negative(rejected, "sampled", context=context)
+
+
 STRATEGY_FUNCTIONS: dict[str, Callable[[PairTask, StrategyEnv, Cost], Awaitable[Negative]]] = {
     "neglect": neglect,
     "hallucination": hallucination,
     "misunderstanding": misunderstanding,
+    "on_policy": on_policy,
 }
 
 
@@ -297,6 +354,9 @@ async def write_negative(strategy: str, task: PairTask, env: StrategyEnv) -> Neg
     cost = Cost()
     try:
         negative = await STRATEGY_FUNCTIONS[strategy](task, env, cost)
+        if negative.text is not None and strategy != "on_policy" and passes(env, task, negative.text):
+            negative = replace(negative, text=None, status="filtered", raw=negative.text,
+                               reason="the rejected answer passes the check: it is right")
     except _CallFailed as exc:
         negative = Negative(None, env.modes[strategy], status="failed", reason=exc.reason, raw=exc.raw)
     negative.cost = cost

@@ -35,6 +35,8 @@ class PairTask:
         own_answer: the dialogue's assistant answer to the turn, or None when the dialogue stops there.
         decision: the detector's decision (confidence, evidence).
         lang: the dialogue's language (``en`` or ``zh``), for prompt templates.
+        reference: the ground truth of the answer to this turn, for a check (``meta.references[k]`` of the
+            dialogue for its k-th user turn), or None.
     """
 
     source_id: str
@@ -43,6 +45,7 @@ class PairTask:
     own_answer: str | None
     decision: TurnDecision
     lang: str
+    reference: str | None = None
 
     @property
     def query(self) -> str:
@@ -68,12 +71,15 @@ def tasks_for(
 ) -> list[PairTask]:
     """The tasks of a dialogue: its turns decided dependent with at least ``min_confidence``."""
     tasks = []
+    references = conv.meta.get("references") or []
     for d in decisions:
         if not d.dependent or d.confidence < min_confidence:
             continue
         following = conv.messages[d.index + 1] if d.index + 1 < len(conv.messages) else None
         own = following["content"] if following and following["role"] == "assistant" else None
-        tasks.append(PairTask(conv.id, d.index, tuple(conv.messages[: d.index + 1]), own, d, lang))
+        k = sum(m["role"] == "user" for m in conv.messages[: d.index])  # the turn's place among the user turns
+        reference = references[k] if k < len(references) and isinstance(references[k], str) else None
+        tasks.append(PairTask(conv.id, d.index, tuple(conv.messages[: d.index + 1]), own, d, lang, reference))
     return tasks
 
 

@@ -133,9 +133,10 @@ def _message_end(tokenizer: Any, messages: Sequence[Message], i: int, full: str)
 
 
 def loss_char_spans(
-    tokenizer: Any, messages: Sequence[Message], train_on: Sequence[str] = ("assistant",)
+    tokenizer: Any, messages: Sequence[Message], train_on: Sequence[str] = ("assistant",), last_only: bool = False
 ) -> tuple[str, list[tuple[int, int]]]:
-    """The full rendering and the ``[start, end)`` character spans that carry loss, one per trained message."""
+    """The full rendering and the ``[start, end)`` character spans that carry loss, one per trained message
+    (with ``last_only``, the last trained message alone: the final answer, as DPO's SFT term scores it)."""
     unknown = set(train_on) - set(TRAINABLE_ROLES)
     if unknown:
         raise ConfigError(f"cannot train on {sorted(unknown)}; choose from {', '.join(TRAINABLE_ROLES)}")
@@ -149,15 +150,15 @@ def loss_char_spans(
         else:
             start = _user_start(tokenizer, messages, i, full)
         spans.append((start, max(start, _message_end(tokenizer, messages, i, full))))
-    return full, spans
+    return full, spans[-1:] if last_only else spans
 
 
 def _tokenize_with_flags(
-    tokenizer: Any, messages: Sequence[Message], train_on: Sequence[str]
+    tokenizer: Any, messages: Sequence[Message], train_on: Sequence[str], last_only: bool = False
 ) -> tuple[str, list[int], list[tuple[int, int]], list[bool]]:
     if not getattr(tokenizer, "is_fast", False):
         raise TurnwiseError(f"loss masks need a fast tokenizer (character offsets); {_name(tokenizer)!r} is not")
-    full, spans = loss_char_spans(tokenizer, messages, train_on)
+    full, spans = loss_char_spans(tokenizer, messages, train_on, last_only)
     # The template writes the special tokens itself; the tokenizer must not add a second BOS.
     encoding = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(encoding["input_ids"]), [tuple(o) for o in encoding["offset_mapping"]]
@@ -166,7 +167,7 @@ def _tokenize_with_flags(
 
 
 def label_tokens(
-    tokenizer: Any, messages: Sequence[Message], *, train_on: Sequence[str] = ("assistant",)
+    tokenizer: Any, messages: Sequence[Message], *, train_on: Sequence[str] = ("assistant",), last_only: bool = False
 ) -> tuple[list[int], list[int]]:
     """Tokenize a conversation and label the tokens that carry loss.
 
@@ -174,23 +175,24 @@ def label_tokens(
         tokenizer: a fast tokenizer with a chat template (see :func:`load_tokenizer`).
         messages: the conversation, OpenAI-style.
         train_on: roles whose messages carry loss: ``assistant`` for SFT, ``user`` for a user simulator.
+        last_only: only the last of those messages carries loss.
 
     Returns:
         ``(input_ids, labels)``; labels equal input_ids where loss is taken and -100 elsewhere.
     """
-    _, ids, _, flags = _tokenize_with_flags(tokenizer, messages, train_on)
+    _, ids, _, flags = _tokenize_with_flags(tokenizer, messages, train_on, last_only)
     return ids, [token if flag else IGNORE_INDEX for token, flag in zip(ids, flags, strict=True)]
 
 
 def loss_view(
-    tokenizer: Any, messages: Sequence[Message], train_on: Sequence[str] = ("assistant",)
+    tokenizer: Any, messages: Sequence[Message], train_on: Sequence[str] = ("assistant",), last_only: bool = False
 ) -> list[tuple[str, bool]]:
     """Each token's text and whether it carries loss, for eyeballing a mask.
 
     The texts are slices of the rendering, so they join back into it exactly; the bytes of a character
     split over several tokens go to the first of them.
     """
-    full, _, offsets, flags = _tokenize_with_flags(tokenizer, messages, train_on)
+    full, _, offsets, flags = _tokenize_with_flags(tokenizer, messages, train_on, last_only)
     view, cursor = [], 0
     for (_, end), flag in zip(offsets, flags, strict=True):
         view.append((full[cursor:end] if end > cursor else "", flag))

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from turnwise.data.schema import Message
 from turnwise.score.verifiable import normalize
 
 
@@ -237,6 +239,30 @@ def check_answer(response: str, reference: str) -> bool:
     named = _says(said, entity) if entity else True
     return named and all(_says(said, fact) for fact in facts.split(SEPARATOR)) and not any(_says(said, o)
                                                                                           for o in others)
+
+
+def error_category(response: str, reference: str, history: Sequence[Message]) -> str:
+    """The kind of error a wrong ``response`` makes, by the entities it names (for on-policy CaPO pairs).
+
+    ``misunderstanding``: it names another entity that is in play (named earlier in the dialogue: the wrong
+    referent); ``neglect_or_hallucination``: it names an entity the dialogue never mentioned (an answer that
+    ignores the history or invents one; the two cannot be told apart from the answer); ``no_referent``: it names
+    no entity at all; ``fact``: it names only the right entity, with a wrong or missing fact (not a context
+    error); ``right`` when :func:`check_answer` passes.
+    """
+    if check_answer(response, reference):
+        return "right"
+    entity = reference.rpartition(": ")[0]
+    said = f" {normalize(response)} "
+    named = {e.name for e in ENTITIES if _says(said, e.name)}
+    earlier = f" {normalize(' '.join(m['content'] for m in history))} "
+    in_play = {e.name for e in ENTITIES if _says(earlier, e.name)}
+    wrong = {name for name in named if normalize(name) != normalize(entity)}
+    if wrong & in_play:
+        return "misunderstanding"
+    if wrong:
+        return "neglect_or_hallucination"
+    return "fact" if named else "no_referent"
 
 
 def _says(normalized_text: str, phrase: str) -> bool:

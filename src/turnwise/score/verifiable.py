@@ -106,19 +106,33 @@ class VerifiableScorer:
 BUILTIN_CHECKS: dict[str, Check] = {"exact": exact_match, "normalized": normalized_match, "numeric": numeric_match}
 
 
+def load_callable(target: str, what: str = "check") -> Callable[..., Any]:
+    """The function named ``module:function``.
+
+    Raises:
+        ConfigError: the name is malformed, or the module or the function cannot be found.
+    """
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"a custom {what} is named 'module:function', got {target!r}")
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load the {what} {target!r}: {exc}") from exc
+    if not callable(found):
+        raise ConfigError(f"{target!r} is not a function")
+    return found
+
+
+def load_check(target: str) -> Check:
+    """A check by name: a built-in one (``exact``, ``normalized``, ``numeric``) or ``module:function``."""
+    return BUILTIN_CHECKS.get(target) or load_callable(target)
+
+
 def function_scorer(target: str) -> VerifiableScorer:
     """A scorer from ``module:function``, named after the function.
 
     Raises:
         ConfigError: the module or the function cannot be found.
     """
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"a custom check is named 'module:function', got {target!r}")
-    try:
-        check = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load the check {target!r}: {exc}") from exc
-    if not callable(check):
-        raise ConfigError(f"{target!r} is not a function")
-    return VerifiableScorer(attr, check)
+    return VerifiableScorer(target.partition(":")[2], load_callable(target))

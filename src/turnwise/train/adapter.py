@@ -154,7 +154,9 @@ def _numbers(logged: dict[str, Any]) -> dict[str, Any]:
 
 def train_sft(ctx: StageContext) -> StageResult:
     logged = _train(ctx, core_config(ctx, SFTTrainConfig, ctx.conversation_file("data")), "sft")
-    return StageResult(ctx.outputs(), f"{_loss_line(logged)} ({', '.join(ctx.settings.train_on)} turns)",
+    roles = ", ".join(ctx.settings.train_on)
+    turns = f"the last {roles} turn" if ctx.settings.loss_turns == "last" else f"{roles} turns"
+    return StageResult(ctx.outputs(), f"{_loss_line(logged)} ({turns})",
                        counts=logged["data"], numbers=_numbers(logged))
 
 

@@ -116,15 +116,20 @@ class SFTTrainConfig(TrainConfig):
     Attributes:
         train_on: roles whose messages carry the loss (assistant for an assistant model, user for a user
             simulator); labels are cut from message boundaries, so no {% generation %} markers are needed.
+        loss_turns: ``all`` (every message of those roles) or ``last`` (the last one alone: on preference pairs,
+            the chosen answer, exactly what DPO's SFT term trains on; the matched baseline for DPO).
     """
 
     train_on: list[str] = field(default_factory=lambda: ["assistant"])
+    loss_turns: str = "all"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         unknown = set(self.train_on) - set(TRAINABLE_ROLES)
         if unknown or not self.train_on:
             raise ValueError(f"train_on must be a non-empty subset of {list(TRAINABLE_ROLES)}, got {self.train_on}")
+        if self.loss_turns not in ("all", "last"):
+            raise ValueError(f"loss_turns must be 'all' or 'last', got {self.loss_turns!r}")
 
 
 @dataclass

@@ -117,12 +117,13 @@ def _sft_messages(item: Conversation | PreferencePair) -> list[Message]:
 
 def sft_rows(
     items: Iterable[Conversation | PreferencePair], tokenizer: Any, report: DataReport, *,
-    max_length: int, train_on: Sequence[str] = ("assistant",),
+    max_length: int, train_on: Sequence[str] = ("assistant",), last_only: bool = False,
 ) -> list[dict[str, list[int]]]:
     """Tokenized SFT rows ``{"input_ids", "labels"}`` (labels -100 where no loss), each within ``max_length``.
 
     A row with no token to learn from (``train_on=("assistant",)`` on a conversation with no answer yet)
-    is dropped and counted, as TRL would drop it silently.
+    is dropped and counted, as TRL would drop it silently. With ``last_only`` only the last of the trained
+    messages carries loss (for a preference pair: its chosen answer, the tokens DPO's SFT term covers).
     """
 
     def count(messages: list[Message]) -> int:
@@ -135,7 +136,7 @@ def sft_rows(
         if not info.fits:
             report.dropped[TOO_LONG] += 1
             continue
-        ids, labels = label_tokens(tokenizer, kept, train_on=train_on)
+        ids, labels = label_tokens(tokenizer, kept, train_on=train_on, last_only=last_only)
         loss_tokens = sum(label != IGNORE_INDEX for label in labels)
         if not loss_tokens:
             report.dropped[f"no {' or '.join(train_on)} turn to train on"] += 1

@@ -60,7 +60,8 @@ def build_sft_trainer(cfg: SFTTrainConfig, *, callbacks: list[Any] | None = None
         from turnwise.simulate.ask_data import ask_conversations
 
         items = list(ask_conversations(items, cfg.ask_data()))
-    rows = sft_rows(items, tokenizer, report, max_length=cfg.max_length, train_on=cfg.train_on)
+    rows = sft_rows(items, tokenizer, report, max_length=cfg.max_length, train_on=cfg.train_on,
+                    last_only=cfg.loss_turns == "last")
     if not rows:
         raise ConfigError(f"{cfg.data}: no row left to train on ({report.summary()})")
     log.info("sft data: %s", report.summary())
