@@ -13,8 +13,9 @@ from tiny_quickstart import STAGES, TINY
 pytest.importorskip("trl")
 pytestmark = pytest.mark.integration
 
-MODELS = ["SFT", "SFT + more SFT", "SFT + CaPO-DPO", "SFT + best-of-N DPO", "CaPO-DPO: neglect only",
-          "CaPO-DPO: hallucination only", "CaPO-DPO: misunderstanding only"]
+MODELS = ["SFT", "SFT + matched SFT", "SFT + more SFT", "SFT + CaPO-DPO", "SFT + matched SFT (on-policy pairs)",
+          "SFT + on-policy CaPO-DPO", "SFT + best-of-N DPO", "CaPO-DPO: neglect only", "CaPO-DPO: hallucination only",
+          "CaPO-DPO: misunderstanding only"]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,12 @@ def test_the_table_over_seeds(quickstart):
         assert numbers["models"][model]["per_seed_dependent"] == per_seed
         mean = numbers["models"][model]["dependent"]["mean"]
         assert mean == pytest.approx(50 * sum(per_seed), abs=0.01)  # percent, the mean of two
-    assert "SFT + CaPO-DPO vs SFT + more SFT:" in quickstart.verdict and quickstart.verdict in quickstart.table
+    assert "SFT + CaPO-DPO vs SFT + matched SFT:" in quickstart.verdict and quickstart.verdict in quickstart.table
+    for base in ("SFT + matched SFT", "SFT + more SFT"):  # every model against both baselines, with p-values
+        assert f"Against **{base}**, pooled over 2 seed(s)" in quickstart.table
+        assert set(numbers["paired"][base]) == set(MODELS) - {base}
+        row = numbers["paired"][base]["SFT + CaPO-DPO"]["dependent"]
+        assert row["low"] <= row["diff"] <= row["high"] and 0 <= row["p"] <= 1
     assert (quickstart.out_dir / "results.md").read_text(encoding="utf-8") == quickstart.table
     page = (quickstart.out_dir / "results.html").read_text(encoding="utf-8")
     assert 'id="turns-toy"' in page and all(f'data-label="{m}"' in page for m in MODELS)

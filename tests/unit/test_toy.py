@@ -114,3 +114,32 @@ def test_tables_match_a_hand_count():
     kinds = page[page.index('id="kinds-toy"'):]
     assert ">ellipsis</text>" in kinds and ">dependent</text>" not in kinds  # the radar's axes: kinds of turn
     assert "<li>A: -50.0</li>" in page and "<li>B:" not in page  # the per-seed differences to B
+
+
+def test_paired_comparisons_pool_seeds_and_decide_the_verdict_from_the_statistics():
+    from turnwise.quickstart.results import paired_comparisons, paired_html, paired_markdown
+    from turnwise.quickstart.run import CAPO, MATCHED, verdict
+
+    s, p = "standalone", "pronoun"
+    # two seeds, the same dialogue id in each (pooled as different dialogues); per turn [kind, right]
+    seed0 = {MATCHED: {"d": [[s, True], [p, False], [p, False]]}, CAPO: {"d": [[s, True], [p, True], [p, True]]}}
+    seed1 = {MATCHED: {"d": [[s, True], [p, True], [p, False]]}, CAPO: {"d": [[s, False], [p, True], [p, True]]}}
+    comparisons = paired_comparisons([seed0, seed1], [MATCHED, "absent"], resamples=500)
+    assert list(comparisons) == [MATCHED]  # a baseline no seed evaluated is skipped
+    row = comparisons[MATCHED][CAPO]
+    # dependent: CaPO 4/4, matched 1/4 -> +75 points; discordant 3 vs 0 -> p = 2/8
+    assert (row["dependent"]["diff"], row["dependent"]["a_only"], row["dependent"]["b_only"]) == (75.0, 3, 0)
+    assert row["dependent"]["p"] == pytest.approx(0.25) and row["dependent"]["clusters"] == 2
+    # standalone: 1/2 vs 2/2 -> -50 points
+    assert row["standalone"]["diff"] == -50.0
+    text = verdict(comparisons)
+    assert text.startswith(f"{CAPO} vs {MATCHED}: +75.0 points on dependent turns") and text.endswith(
+        "not met. docs/quickstart.md explains the result.")  # p = 0.25 and -50 standalone: not met
+    assert "| SFT + CaPO-DPO | +75.0 [" in paired_markdown(comparisons, 2) and "| 0.250 |" in paired_markdown(
+        comparisons, 2)
+    assert "<td>0.250</td>" in paired_html(comparisons, 2)
+    met = {MATCHED: {CAPO: {"dependent": {"diff": 6.0, "low": 2.0, "high": 10.0, "p": 0.004},
+                            "standalone": {"diff": -0.5, "low": -2.0, "high": 1.0, "p": 0.7}}}}
+    assert verdict(met).endswith("met. docs/quickstart.md explains the result.") and "not met" not in verdict(met)
+    close = {MATCHED: {CAPO: {**met[MATCHED][CAPO], "dependent": {**met[MATCHED][CAPO]["dependent"], "p": 0.02}}}}
+    assert "not met" in verdict(close)  # the gain without significance is not enough

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from turnwise.eval.stats import RESAMPLES, p_text, paired_difference
 from turnwise.quickstart.world import DEPENDENT, Outcomes
 
 
@@ -146,7 +148,7 @@ def seeds_markdown(per_seed: list[dict[str, Any]], *, against: str | None = None
 
 
 def results_html(per_seed: list[dict[str, Any]], *, title: str = "turnwise quickstart", notes: str = "",
-                 against: str | None = None) -> str:
+                 against: str | None = None, paired: Mapping[str, Any] | None = None) -> str:
     """A page with the per-turn accuracy plot (mean ± 1 SE), accuracy by kind of turn, and the table.
 
     The error bars are the standard error over seeds when there are several, else the binomial one;
@@ -187,5 +189,69 @@ def results_html(per_seed: list[dict[str, Any]], *, title: str = "turnwise quick
     deltas = "".join(f"<li>{escape(_delta_line(model, d))}</li>" for model, d in over["deltas"].items())
     body = (f'<div class="plots">{plots}</div><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
             f"<p>Dependent turns against {escape(over['base'])}, per seed (points):</p><ul>{deltas}</ul>"
-            + (f"<p>{escape(notes)}</p>" if notes else ""))
+            + (paired_html(paired, len(per_seed)) if paired else "") + (f"<p>{escape(notes)}</p>" if notes else ""))
     return html_page(title, f"by turnwise; {len(per_seed)} seed(s)", body)
+
+
+COMPARED = ("dependent", "standalone")
+
+
+def paired_comparisons(per_seed: Sequence[Mapping[str, Mapping[str, Sequence[Sequence[Any]]]]],
+                       baselines: Sequence[str], *, resamples: int = RESAMPLES) -> dict[str, Any]:
+    """Every model against every baseline on the same turns, pooled over seeds: the difference in accuracy with a
+    95% cluster-bootstrap interval (dialogues resampled, each seed's own) and McNemar's exact p-value.
+
+    Args:
+        per_seed: each seed's ``toy_eval`` outcomes: model -> dialogue id -> ``[kind, right]`` per turn.
+        baselines: the models the others are compared with.
+
+    Returns:
+        ``{baseline: {model: {"dependent": PairedDifference.to_dict(), "standalone": ...}}}``.
+    """
+    models = list(per_seed[0])
+    out: dict[str, Any] = {}
+    for base in baselines:
+        if base not in models:
+            continue
+        out[base] = {}
+        for model in (m for m in models if m != base):
+            row = {}
+            for column in COMPARED:
+                kinds = DEPENDENT if column == "dependent" else (column,)
+                pairs = {f"{n}/{rid}": [(bool(a[1]), bool(b[1])) for a, b in zip(turns, seed[base][rid], strict=True)
+                                        if a[0] in kinds]
+                         for n, seed in enumerate(per_seed) for rid, turns in seed[model].items()}
+                row[column] = paired_difference(pairs, resamples=resamples).to_dict()
+            out[base][model] = row
+    return out
+
+
+def paired_markdown(comparisons: Mapping[str, Any], seeds: int) -> str:
+    """The paired differences as Markdown: one table per baseline."""
+    lines = []
+    for base, rows in comparisons.items():
+        lines += [f"Against **{base}**, pooled over {seeds} seed(s) (points; 95% bootstrap interval over dialogues; "
+                  "McNemar's exact p on turns):", "",
+                  "| model | dependent | p | standalone | p |", "|---|---|---|---|---|"]
+        for model, row in rows.items():
+            cells = [f"{row[c]['diff']:+.1f} [{row[c]['low']:+.1f}, {row[c]['high']:+.1f}] | {p_text(row[c]['p'])}"
+                     for c in COMPARED]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def paired_html(comparisons: Mapping[str, Any], seeds: int) -> str:
+    """The paired differences as HTML tables, one per baseline."""
+    parts = []
+    for base, rows in comparisons.items():
+        body = "".join(
+            f"<tr><td>{escape(model)}</td>" + "".join(
+                f"<td>{row[c]['diff']:+.1f} [{row[c]['low']:+.1f}, {row[c]['high']:+.1f}]</td>"
+                f"<td>{escape(p_text(row[c]['p']))}</td>" for c in COMPARED) + "</tr>"
+            for model, row in rows.items())
+        parts.append(f"<p>Against <b>{escape(base)}</b>, pooled over {seeds} seed(s) (points; 95% bootstrap interval "
+                     "over dialogues; McNemar's exact p on turns):</p><table><thead><tr><th>model</th>"
+                     "<th>dependent</th><th>p</th><th>standalone</th><th>p</th></tr></thead>"
+                     f"<tbody>{body}</tbody></table>")
+    return "".join(parts)

@@ -20,12 +20,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from turnwise.eval.stats import p_text
 from turnwise.records import atomic_write_text
 
-BASELINE = "SFT + more SFT"  # the fair baseline: as many steps on the same examples as DPO, plain SFT
-CAPO = "SFT + CaPO-DPO"
+MATCHED = "SFT + matched SFT"  # baseline (a): plain SFT on exactly the tokens DPO's SFT term trains (chosen answers)
+BASELINE = "SFT + more SFT"  # baseline (b): plain SFT on every assistant turn of the pairs' prompts and chosen answers
+BASELINES = (MATCHED, BASELINE)
+CAPO = "SFT + CaPO-DPO"  # the primary comparison, fixed before the run: CaPO-DPO against the matched baseline
 SEEDS = (0, 1, 2)
-GOAL_POINTS = 10.0  # what CaPO-DPO should gain over the fair baseline on dependent turns
+GOAL_POINTS = 5.0  # what CaPO-DPO should gain over the matched baseline on dependent turns
+GOAL_P = 0.01  # at this significance (McNemar, turns pooled over seeds)
+STANDALONE_LOSS = 1.0  # the most it may lose on standalone turns (points)
 
 
 def recipe_path() -> Path:
@@ -58,13 +63,14 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
         on_plan: called with (seed, plan) before each run; returns the observer of that run's events
             (a progress view), or None.
     """
-    from turnwise.quickstart.results import results_html, seeds_markdown
+    from turnwise.quickstart.results import paired_comparisons, paired_markdown, results_html, seeds_markdown
     from turnwise.recipe import load_recipe, make_plan, run_plan
     from turnwise.recipe.runner import output_path
 
     out = Path(out_dir)
     chosen = list(seeds if seeds is not None else (SEEDS[:1] if fast else SEEDS))
     result = QuickstartResult(out, chosen)
+    outcomes: list[dict[str, Any]] = []
     for seed in chosen:
         where = [f"seed={seed}", f"out_dir={out / f'seed-{seed}'}"]
         recipe = load_recipe(recipe_path(), fast=fast, sets=[*sets, *where])
@@ -73,27 +79,32 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
         run = run_plan(plan, on_event=observer)
         result.runs.append(run)
         result.per_seed.append(json.loads(output_path(plan, "eval", "numbers").read_text(encoding="utf-8")))
-    table, numbers = seeds_markdown(result.per_seed, against=BASELINE)
-    result.verdict = verdict(numbers)
+        outcomes.append(json.loads(output_path(plan, "eval", "outcomes").read_text(encoding="utf-8")))
+    table, numbers = seeds_markdown(result.per_seed, against=MATCHED)
+    comparisons = paired_comparisons(outcomes, BASELINES)
+    result.verdict = verdict(comparisons)
     title = f"held-out accuracy over {len(chosen)} seed(s) ({', '.join(map(str, chosen))}){' --fast' if fast else ''}"
-    result.table = f"# turnwise quickstart: {title}\n\n{table}\n{result.verdict}\n"
-    result.numbers = {**numbers, "seed_values": chosen, "fast": fast, "verdict": result.verdict,
-                      "runs": [str(r.report) for r in result.runs]}
+    result.table = (f"# turnwise quickstart: {title}\n\n{table}\n{paired_markdown(comparisons, len(chosen))}\n"
+                    f"{result.verdict}\n")
+    result.numbers = {**numbers, "paired": comparisons, "seed_values": chosen, "fast": fast,
+                      "verdict": result.verdict, "runs": [str(r.report) for r in result.runs]}
     atomic_write_text(out / "results.md", result.table)
     atomic_write_text(out / "results.json", json.dumps(result.numbers, indent=2))
     atomic_write_text(out / "results.html", results_html(result.per_seed, title="turnwise quickstart",
-                                                         notes=result.verdict, against=BASELINE))
+                                                         notes=result.verdict, against=MATCHED,
+                                                         paired=comparisons))
     return result
 
 
-def verdict(numbers: dict[str, Any]) -> str:
-    """Whether CaPO-DPO beat the fair baseline on dependent turns by the goal without losing on standalone ones."""
-    models = numbers["models"]
-    if CAPO not in models or BASELINE not in models:
+def verdict(comparisons: dict[str, Any]) -> str:
+    """Whether CaPO-DPO beat the matched baseline on dependent turns by the goal, significantly, without losing more
+    than the allowed points on standalone turns: computed from the paired statistics, not the means alone."""
+    row = comparisons.get(MATCHED, {}).get(CAPO)
+    if row is None:
         return ""
-    gain = models[CAPO]["dependent"]["mean"] - models[BASELINE]["dependent"]["mean"]
-    standalone = models[CAPO]["standalone"]["mean"] - models[BASELINE]["standalone"]["mean"]
-    met = gain >= GOAL_POINTS and standalone >= 0
-    return (f"{CAPO} vs {BASELINE}: {gain:+.1f} points on dependent turns, {standalone:+.1f} on standalone ones "
-            f"(goal: ≥ +{GOAL_POINTS:.0f} without losing standalone): {'met' if met else 'not met'}. "
-            "docs/quickstart.md explains the result.")
+    dep, alone = row["dependent"], row["standalone"]
+    met = dep["diff"] >= GOAL_POINTS and dep["p"] < GOAL_P and alone["diff"] >= -STANDALONE_LOSS
+    return (f"{CAPO} vs {MATCHED}: {dep['diff']:+.1f} points on dependent turns [{dep['low']:+.1f}, "
+            f"{dep['high']:+.1f}], p = {p_text(dep['p'])}; {alone['diff']:+.1f} on standalone ones "
+            f"(goal: ≥ +{GOAL_POINTS:.0f} with p < {GOAL_P}, standalone ≥ −{STANDALONE_LOSS:.0f}): "
+            f"{'met' if met else 'not met'}. docs/quickstart.md explains the result.")

@@ -166,6 +166,7 @@ def toy_eval(ctx: StageContext) -> StageResult:
         by_model[label] = outcomes(read_stage_output(ctx.path(filename)))
     table, summary = results_markdown(by_model, against=s.against)
     ctx.output("results").write_text(table, encoding="utf-8")
+    ctx.output("outcomes").write_text(json.dumps(by_model), encoding="utf-8")  # per turn: the paired statistics
     ctx.output("numbers").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     ctx.output("html").write_text(results_html([summary], title=f"turnwise: {ctx.name}", against=s.against),
                                   encoding="utf-8")
@@ -191,4 +192,5 @@ TOY_EVAL = Stage("toy_eval", "Answer the held-out dialogues turn by turn with ea
                  inputs=(Port("benchmark", "held-out scripts: first turns, the follow-ups asked in turn"),),
                  free_models=True, check=_check_eval,
                  outputs=(Output("results", "results.md"), Output("numbers", "results.json"),
-                          Output("html", "results.html")))
+                          Output("html", "results.html"),
+                          Output("outcomes", "outcomes.json", "per model, dialogue and turn: kind and right")))
