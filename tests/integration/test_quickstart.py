@@ -76,6 +76,19 @@ def test_a_second_call_is_answered_by_the_finished_stages(quickstart):
     assert again.table == quickstart.table
 
 
+def test_seeds_in_parallel_processes_give_the_same_result(quickstart):
+    """jobs=2: each seed's plan runs in its own process (here every stage is finished, so the workers find them
+    cached); the parent rebuilds the runs in seed order and writes the same tables."""
+    from turnwise.quickstart.run import run_quickstart
+
+    finished = []
+    again = run_quickstart(quickstart.out_dir, seeds=[0, 1], fast=True, sets=TINY, jobs=2,
+                           on_seed=lambda seed, run: finished.append(seed))
+    assert sorted(finished) == [0, 1] and again.table == quickstart.table
+    assert [run.plan.recipe.seed for run in again.runs] == [0, 1]
+    assert all(o.status == "cached" and o.record for run in again.runs for o in run.outcomes)
+
+
 def test_the_command_prints_the_table(quickstart):
     """`turnwise quickstart` on the finished runs: every stage cached, the table printed; bad seeds: one line."""
     from typer.testing import CliRunner

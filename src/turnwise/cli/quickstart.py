@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -19,11 +20,14 @@ def quickstart(
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds (default: 0,1,2; with --fast, 0).")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Override for every seed: STAGE.SETTING=VALUE "
                                                    "(repeatable), as in `turnwise run`.")] = None,
+    jobs: Annotated[int, typer.Option(help="Seeds run at once, each in its own process (0: one per CPU core, at "
+                                           "most one per seed; 1: one at a time, with the live progress view).")
+                    ] = 0,
 ) -> None:
     """Run the quickstart recipe (a tiny model, the whole loop, offline, on a CPU) for each seed and print the
     held-out accuracy over the seeds: SFT, the fair baseline, CaPO-DPO, best-of-N DPO and each CaPO strategy."""
     from turnwise.cli.run import plan_table, progress_view, summary_table
-    from turnwise.quickstart.run import run_quickstart
+    from turnwise.quickstart.run import SEEDS, run_quickstart
 
     try:
         chosen = [int(s) for s in seeds.split(",")] if seeds else None
@@ -39,8 +43,19 @@ def quickstart(
         console.print(plan_table(plan))
         return views.enter_context(progress_view(plan))
 
+    count = len(chosen) if chosen else (1 if fast else len(SEEDS))
+    workers = min(count, os.cpu_count() or 1) if jobs == 0 else jobs
+    if workers > 1 and count > 1:
+        console.print(f"{count} seeds, {min(workers, count)} at a time, each in its own process; a line as each "
+                      "finishes (each seed's report has its stages)")
+
+    def on_seed(seed: int, run: object) -> None:
+        if workers > 1 and count > 1:
+            console.print(f"seed {seed}: {len(run.outcomes)} stages in {run.wall_s:.0f} s ({run.report})")
+
     with views:
-        result = run_quickstart(out_dir, seeds=chosen, fast=fast, sets=sets or [], on_plan=on_plan)
+        result = run_quickstart(out_dir, seeds=chosen, fast=fast, sets=sets or [], on_plan=on_plan, jobs=workers,
+                                on_seed=on_seed)
     for run in result.runs:
         console.print(summary_table(run))
     typer.echo("")

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from turnwise.errors import ConfigError
 from turnwise.eval.stats import p_text
 from turnwise.records import atomic_write_text
 
@@ -51,8 +52,37 @@ class QuickstartResult:
     verdict: str = ""
 
 
+def _seed_plan(out: Path, seed: int, fast: bool, sets: Sequence[str]) -> Any:
+    from turnwise.recipe import load_recipe, make_plan
+
+    where = [f"seed={seed}", f"out_dir={out / f'seed-{seed}'}"]
+    return make_plan(load_recipe(recipe_path(), fast=fast, sets=[*sets, *where]))
+
+
+def _run_seed(out: Path, seed: int, fast: bool, sets: Sequence[str]) -> dict[str, Any]:
+    """One seed's whole run in a worker process: what the parent needs to rebuild its result."""
+    from turnwise.recipe import run_plan
+
+    run = run_plan(_seed_plan(out, seed, fast, sets))
+    return {"wall_s": run.wall_s, "report": run.report,
+            "outcomes": [(o.stage.name, o.status, o.wall_s) for o in run.outcomes]}
+
+
+def _rebuilt(plan: Any, done: dict[str, Any]) -> Any:
+    """A worker's run as a :class:`~turnwise.recipe.runner.RunResult` over the parent's plan (its stages now
+    complete), with the statuses and times the worker saw."""
+    from turnwise.recipe.plan import stage_record
+    from turnwise.recipe.runner import RunResult, StageOutcome
+
+    stages = {stage.name: stage for stage in plan.stages}
+    outcomes = [StageOutcome(stages[name], status, wall, record=stage_record(stages[name].dir, stages[name].key)
+                             if status in ("ran", "cached") else None) for name, status, wall in done["outcomes"]]
+    return RunResult(plan, outcomes, done["wall_s"], done["report"])
+
+
 def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, fast: bool = False,
-                   sets: Iterable[str] = (), on_plan: Callable[[int, Any], Any] | None = None) -> QuickstartResult:
+                   sets: Iterable[str] = (), on_plan: Callable[[int, Any], Any] | None = None, jobs: int = 1,
+                   on_seed: Callable[[int, Any], None] | None = None) -> QuickstartResult:
     """Run the quickstart recipe for each seed, then write the table over seeds.
 
     Args:
@@ -61,23 +91,44 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
         fast: apply the recipe's ``fast:`` block (the wiring, small).
         sets: ``--set`` overrides for every seed's recipe (``train_dpo_capo.beta=0.2``...).
         on_plan: called with (seed, plan) before each run; returns the observer of that run's events
-            (a progress view), or None.
+            (a progress view), or None. Sequential runs only (``jobs`` 1).
+        jobs: seeds run at once, each in its own process (the recipe runs a tiny model on one thread, so two
+            seeds on two cores take about the time of one); the results are the same as one at a time.
+        on_seed: called with (seed, run) as each seed finishes.
     """
     from turnwise.quickstart.results import paired_comparisons, paired_markdown, results_html, seeds_markdown
-    from turnwise.recipe import load_recipe, make_plan, run_plan
+    from turnwise.recipe import run_plan
     from turnwise.recipe.runner import output_path
 
     out = Path(out_dir)
     chosen = list(seeds if seeds is not None else (SEEDS[:1] if fast else SEEDS))
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    sets = list(sets)
     result = QuickstartResult(out, chosen)
     outcomes: list[dict[str, Any]] = []
+    runs: dict[int, Any] = {}
+    if jobs > 1 and len(chosen) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(min(jobs, len(chosen)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_seed, out, seed, fast, sets): seed for seed in chosen}
+            for future in as_completed(futures):
+                seed = futures[future]
+                runs[seed] = _rebuilt(_seed_plan(out, seed, fast, sets), future.result())
+                if on_seed:
+                    on_seed(seed, runs[seed])
+    else:
+        for seed in chosen:
+            plan = _seed_plan(out, seed, fast, sets)
+            observer = on_plan(seed, plan) if on_plan else None
+            runs[seed] = run_plan(plan, on_event=observer)
+            if on_seed:
+                on_seed(seed, runs[seed])
     for seed in chosen:
-        where = [f"seed={seed}", f"out_dir={out / f'seed-{seed}'}"]
-        recipe = load_recipe(recipe_path(), fast=fast, sets=[*sets, *where])
-        plan = make_plan(recipe)
-        observer = on_plan(seed, plan) if on_plan else None
-        run = run_plan(plan, on_event=observer)
-        result.runs.append(run)
+        plan = runs[seed].plan
+        result.runs.append(runs[seed])
         result.per_seed.append(json.loads(output_path(plan, "eval", "numbers").read_text(encoding="utf-8")))
         outcomes.append(json.loads(output_path(plan, "eval", "outcomes").read_text(encoding="utf-8")))
     table, numbers = seeds_markdown(result.per_seed, against=MATCHED)
