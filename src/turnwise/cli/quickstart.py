@@ -17,11 +17,12 @@ def quickstart(
                        ] = Path("runs/quickstart"),
     fast: Annotated[bool, typer.Option(help="The recipe's fast: block, one seed: checks the wiring in under a "
                                             "minute.")] = False,
-    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds (default: 0,1,2; with --fast, 0).")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds (default: 0,1,2,3,4; with --fast, 0).")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Override for every seed: STAGE.SETTING=VALUE "
                                                    "(repeatable), as in `turnwise run`.")] = None,
-    jobs: Annotated[int, typer.Option(help="Seeds run at once, each in its own process (0: one per CPU core, at "
-                                           "most one per seed; 1: one at a time, with the live progress view).")
+    jobs: Annotated[int, typer.Option(help="Seeds run at once, each in its own process (0: one more than the CPU "
+                                           "cores, at most one per seed; 1: one at a time, with the live progress "
+                                           "view).")
                     ] = 0,
 ) -> None:
     """Run the quickstart recipe (a tiny model, the whole loop, offline, on a CPU) for each seed and print the
@@ -44,7 +45,9 @@ def quickstart(
         return views.enter_context(progress_view(plan))
 
     count = len(chosen) if chosen else (1 if fast else len(SEEDS))
-    workers = min(count, os.cpu_count() or 1) if jobs == 0 else jobs
+    # one more process than cores: a tiny model runs on one thread, and the spare keeps every core busy when the
+    # seeds do not divide evenly (5 seeds on 2 cores: 3 + 2, not 2 + 2 + 1)
+    workers = min(count, (os.cpu_count() or 1) + 1) if jobs == 0 else jobs
     if workers > 1 and count > 1:
         console.print(f"{count} seeds, {min(workers, count)} at a time, each in its own process; a line as each "
                       "finishes (each seed's report has its stages)")

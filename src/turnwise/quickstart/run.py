@@ -1,7 +1,7 @@
 """The offline quickstart: the quickstart recipe (``turnwise/recipes/quickstart.yaml``), once per seed, and
 the result table over the seeds.
 
-    result = run_quickstart("runs/quickstart")             # seeds 0, 1, 2; minutes on a laptop CPU
+    result = run_quickstart("runs/quickstart", jobs=2)     # seeds 0-4, two at a time: minutes on a CPU
     result = run_quickstart("runs/q", fast=True)           # one seed, the recipe's fast: block (well under a minute)
     print(result.table)
 
@@ -26,9 +26,10 @@ from turnwise.records import atomic_write_text
 
 MATCHED = "SFT + matched SFT"  # baseline (a): plain SFT on exactly the tokens DPO's SFT term trains (chosen answers)
 BASELINE = "SFT + more SFT"  # baseline (b): plain SFT on every assistant turn of the pairs' prompts and chosen answers
-BASELINES = (MATCHED, BASELINE)
+MATCHED_ON_POLICY = "SFT + matched SFT (on-policy pairs)"  # on-policy CaPO-DPO's own matched baseline
+BASELINES = (MATCHED, BASELINE, MATCHED_ON_POLICY)
 CAPO = "SFT + CaPO-DPO"  # the primary comparison, fixed before the run: CaPO-DPO against the matched baseline
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1, 2, 3, 4)  # at least five: the paired statistics pool them
 GOAL_POINTS = 5.0  # what CaPO-DPO should gain over the matched baseline on dependent turns
 GOAL_P = 0.01  # at this significance (McNemar, turns pooled over seeds)
 STANDALONE_LOSS = 1.0  # the most it may lose on standalone turns (points)
@@ -61,7 +62,11 @@ def _seed_plan(out: Path, seed: int, fast: bool, sets: Sequence[str]) -> Any:
 
 def _run_seed(out: Path, seed: int, fast: bool, sets: Sequence[str]) -> dict[str, Any]:
     """One seed's whole run in a worker process: what the parent needs to rebuild its result."""
+    import warnings
+
     from turnwise.recipe import run_plan
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # as the command does: the libraries' deprecations
 
     run = run_plan(_seed_plan(out, seed, fast, sets))
     return {"wall_s": run.wall_s, "report": run.report,
@@ -87,7 +92,7 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
 
     Args:
         out_dir: where each seed's run goes (``OUT/seed-N``) and the results over seeds.
-        seeds: the seeds (default: 0, 1, 2; with ``fast``, 0 alone).
+        seeds: the seeds (default: 0-4; with ``fast``, 0 alone).
         fast: apply the recipe's ``fast:`` block (the wiring, small).
         sets: ``--set`` overrides for every seed's recipe (``train_dpo_capo.beta=0.2``...).
         on_plan: called with (seed, plan) before each run; returns the observer of that run's events
