@@ -26,7 +26,8 @@ def quickstart(
                     ] = 0,
 ) -> None:
     """Run the quickstart recipe (a tiny model, the whole loop, offline, on a CPU) for each seed and print the
-    held-out accuracy over the seeds: SFT, the fair baseline, CaPO-DPO, best-of-N DPO and each CaPO strategy."""
+    held-out accuracy over the seeds — SFT, the matched and the every-turn SFT baselines, CaPO-DPO, on-policy
+    CaPO-DPO, best-of-N DPO and each CaPO strategy — with every model's paired difference to each baseline."""
     from turnwise.cli.run import plan_table, progress_view, summary_table
     from turnwise.quickstart.run import SEEDS, run_quickstart
 
