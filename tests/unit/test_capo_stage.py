@@ -8,7 +8,7 @@ import pytest
 
 from turnwise.capo.export import export_pairs
 from turnwise.capo.stage import CapoConfig, run_capo
-from turnwise.capo.strategies import PARROT as STRATEGIES, CapoModels
+from turnwise.capo.strategies import PARROT, CapoModels
 from turnwise.capo.tasks import PairTask, parse_mix, selected_strategies
 from turnwise.data.formats import read_records
 from turnwise.data.schema import Conversation, PreferencePair
@@ -49,7 +49,7 @@ async def run(tmp_path, convs, config=None, models=None, **kwargs):
 
 async def test_three_pairs_per_dependent_turn_in_trl_layout(tmp_path):
     result, records = await run(tmp_path, [Conversation("nile", NILE), Conversation("book", BOOK)])
-    assert sorted(records) == sorted(f"{d}:2:{s}" for d in ("nile", "book") for s in STRATEGIES)  # "Thanks!" skipped
+    assert sorted(records) == sorted(f"{d}:2:{s}" for d in ("nile", "book") for s in PARROT)  # "Thanks!" skipped
     pair = records["nile:2:neglect"]
     assert pair["status"] == "ok"
     assert pair["prompt"] == NILE[:3]
@@ -60,7 +60,7 @@ async def test_three_pairs_per_dependent_turn_in_trl_layout(tmp_path):
         "neglect", "nile", 2, "dialogue")
     assert meta["detection"]["evidence"][0]["cue"] == "personal_pronoun"
     assert records["book:2:misunderstanding"]["meta"]["context"]["other_id"] == "nile"
-    assert result.ok_by_strategy == dict.fromkeys(STRATEGIES, 2)
+    assert result.ok_by_strategy == dict.fromkeys(PARROT, 2)
 
 
 async def test_rejected_equal_or_nearly_equal_to_chosen_is_dropped_and_counted(tmp_path):
@@ -126,12 +126,12 @@ async def test_export_writes_unique_ok_pairs_that_the_trl_pref_reader_reads(tmp_
 
 
 def test_mix_ratios_select_strategies_in_proportion():
-    assert parse_mix("neglect=2, hallucination=1", STRATEGIES) == {"neglect": 2.0, "hallucination": 1.0,
+    assert parse_mix("neglect=2, hallucination=1", PARROT) == {"neglect": 2.0, "hallucination": 1.0,
                                                                    "misunderstanding": 0.0}
-    mix = parse_mix("neglect=2,hallucination=1,misunderstanding=1", STRATEGIES)
+    mix = parse_mix("neglect=2,hallucination=1,misunderstanding=1", PARROT)
     decision = TurnDecision(2, True, 0.9)
     tasks = [PairTask(f"d{i}", 2, tuple(NILE[:3]), "x", decision, "en") for i in range(600)]
-    counts = {s: sum(s in selected_strategies(t, mix, seed=0) for t in tasks) for s in STRATEGIES}
+    counts = {s: sum(s in selected_strategies(t, mix, seed=0) for t in tasks) for s in PARROT}
     assert counts["neglect"] == 600
     assert 240 < counts["hallucination"] < 360 and 240 < counts["misunderstanding"] < 360
     assert selected_strategies(tasks[0], mix, 0) == selected_strategies(tasks[0], mix, 0)
@@ -140,7 +140,7 @@ def test_mix_ratios_select_strategies_in_proportion():
 @pytest.mark.parametrize("text", ["neglect=-1", "sarcasm=1", "neglect=x", "neglect=0"])
 def test_bad_mixes_are_config_errors(text):
     with pytest.raises(ConfigError):
-        parse_mix(text, STRATEGIES)
+        parse_mix(text, PARROT)
 
 
 def test_bad_modes_are_config_errors():

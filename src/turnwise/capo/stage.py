@@ -102,8 +102,8 @@ class CapoConfig:
 
     def __post_init__(self) -> None:
         if self.prompted:
-            object.__setattr__(self, "modes", {**dict.fromkeys(PARROT, "prompted"), "on_policy": "sampled"})
-        object.__setattr__(self, "modes", {"on_policy": "sampled", **self.modes})
+            object.__setattr__(self, "modes", dict.fromkeys(PARROT, "prompted"))
+        object.__setattr__(self, "modes", {"on_policy": "sampled", **self.modes})  # its one mode, unless given
         if self.mix.get("on_policy", 0) > 0 and not self.check:
             raise ConfigError("the on_policy strategy needs a check (check: exact, normalized, numeric or "
                               "module:function) and references in the dialogues' meta")

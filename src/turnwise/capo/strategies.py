@@ -309,7 +309,7 @@ def passes(env: StrategyEnv, task: PairTask, text: str) -> bool | None:
         return None
     try:
         return bool(env.check(text, task.reference))
-    except Exception as exc:  # noqa: BLE001 - any error of a user's check is reported, never raised
+    except Exception as exc:  # any error of a user's check is reported, never raised
         raise _CallFailed(f"the check raised {type(exc).__name__}: {exc}", text) from None
 
 
@@ -336,7 +336,7 @@ async def on_policy(task: PairTask, env: StrategyEnv, cost: Cost) -> Negative:
     if env.categorize is not None:
         try:
             context["category"] = env.categorize(rejected, task.reference, task.history)
-        except Exception as exc:  # noqa: BLE001 - a user's labeller: reported, never raised
+        except Exception as exc:  # a user's labeller: reported, never raised
             raise _CallFailed(f"the categorizer raised {type(exc).__name__}: {exc}", rejected) from None
     return Negative(rejected, "sampled", context=context)
 

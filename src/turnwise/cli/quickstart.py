@@ -17,7 +17,8 @@ def quickstart(
                        ] = Path("runs/quickstart"),
     fast: Annotated[bool, typer.Option(help="The recipe's fast: block, one seed: checks the wiring in under a "
                                             "minute.")] = False,
-    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds (default: 0,1,2,3,4; with --fast, 0).")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds (default: 0,1,2,3,4; with --fast, 0).")
+                     ] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Override for every seed: STAGE.SETTING=VALUE "
                                                    "(repeatable), as in `turnwise run`.")] = None,
     jobs: Annotated[int, typer.Option(help="Seeds run at once, each in its own process (0: one more than the CPU "
