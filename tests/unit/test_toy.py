@@ -83,7 +83,52 @@ def test_splits_keep_entity_pairs_apart():
     assert not pairs(splits["train"]) & (held | prefs)  # SFT never puts a held-out or preference pair together
     assert not pairs(splits["prefs"]) & held
     assert toy_splits(200, 60, seed=1, n_prefs=100) == splits  # seeded
+    assert splits["dev"] == []
+    with_dev = toy_splits(200, 60, seed=1, n_prefs=100, n_dev=40)
+    dev = pairs(with_dev["dev"], True)
+    assert dev and not dev & (pairs(with_dev["held_out"], True) | pairs(with_dev["prefs"], True))  # apart from test
+    assert len(dev) <= round(120 * 0.1)  # 10% of the 120 unordered pairs
+    assert not pairs(with_dev["train"]) & dev and not pairs(with_dev["prefs"]) & dev  # no training saw a dev pair
+    assert with_dev["held_out"] == splits["held_out"]  # the test split does not move when a dev split is added
     assert toy_dialogues(3, seed=5) == toy_dialogues(3, seed=5)
+
+
+def test_teacher_forced_prompts_carry_the_gold_history_and_come_back_together():
+    from turnwise.data.schema import Conversation
+    from turnwise.quickstart.world import teacher_forced_outcomes, teacher_forced_prompts
+
+    gold = ["The Nile is a river in Africa.", "The Nile is 6,650 km long.", "Fuji is 3,776 m high."]
+    messages = [m for q, a in zip(["Tell me about the Nile.", "How big is it?", "And Fuji?"], gold, strict=True)
+                for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+    meta = {"references": ["the Nile: river | Africa", "the Nile: 6,650 km", "Fuji: 3,776 m"],
+            "turn_kinds": ["standalone", "pronoun", "ellipsis"]}
+    prompts = teacher_forced_prompts([Conversation("d", messages, meta=meta)])
+    assert [p.id for p in prompts] == ["d/t0", "d/t1", "d/t2"]
+    assert prompts[2].messages == messages[:5] and prompts[2].meta["references"] == ["Fuji: 3,776 m"]
+    answers = ["The Nile is a river in Africa.", "Fuji is 3,776 m high.", "Fuji is 3,776 m high."]
+    records = [{"id": p.id, "status": "ok", "meta": p.meta,
+                "messages": [*p.messages, {"role": "assistant", "content": a}]}
+               for p, a in zip(reversed(prompts), reversed(answers), strict=True)]  # any order
+    records[0] = {**records[0], "status": "error", "messages": prompts[2].messages}  # the last turn unanswered
+    assert teacher_forced_outcomes(records) == {"d": [("standalone", True), ("pronoun", False), ("ellipsis", False)]}
+
+
+def test_error_counts_judge_each_wrong_dependent_turn_by_the_entity_it_names():
+    from turnwise.quickstart.world import error_counts
+
+    kinds = ["standalone", "pronoun", "ellipsis", "pronoun", "other", "ordinal"]
+    refs = ["the Nile: river | Africa", "the Nile: 6,650 km", "Fuji: 3,776 m", "Fuji: Asia", "the Nile: Africa",
+            "the Nile: Africa"]
+    answers = ["The Congo is a river in Africa.",   # standalone: not counted
+               "The Congo is 4,700 km long.",        # the Congo was named earlier (its own answer): misunderstanding
+               "Fuji is 3,776 m high.",              # right
+               "Denali is in North America.",        # never mentioned: neglect or hallucination
+               "It is in Africa.",                   # no entity named
+               "The Nile is in Asia."]               # the right entity, a wrong fact
+    assert error_counts([_record("a", kinds, answers, refs)]) == {
+        "misunderstanding": 1, "neglect_or_hallucination": 1, "no_referent": 1, "fact": 1}
+    short = _record("b", kinds[:3], answers[:1], refs[:3])  # two dependent turns never answered
+    assert error_counts([short])["no_referent"] == 2
 
 
 def _record(rid, kinds, answers, references):
@@ -118,7 +163,9 @@ def test_tables_match_a_hand_count():
 
 def test_paired_comparisons_pool_seeds_and_decide_the_verdict_from_the_statistics():
     from turnwise.quickstart.results import paired_comparisons, paired_html, paired_markdown
-    from turnwise.quickstart.run import CAPO, MATCHED, verdict
+    from turnwise.quickstart.run import CAPO, MATCHED, MATCHED_ON_POLICY, MATCHED_ROUND_2, VARIANTS, verdict
+
+    ON_POLICY, ROUND_2 = VARIANTS[1][0], VARIANTS[2][0]
 
     s, p = "standalone", "pronoun"
     # two seeds, the same dialogue id in each (pooled as different dialogues); per turn [kind, right]
@@ -133,13 +180,21 @@ def test_paired_comparisons_pool_seeds_and_decide_the_verdict_from_the_statistic
     # standalone: 1/2 vs 2/2 -> -50 points
     assert row["standalone"]["diff"] == -50.0
     text = verdict(comparisons)
-    assert text.startswith(f"{CAPO} vs {MATCHED}: +75.0 points on dependent turns") and text.endswith(
-        "not met. docs/quickstart.md explains the result.")  # p = 0.25 and -50 standalone: not met
+    assert text.startswith("Goal: a CaPO variant ≥ +5 points over its matched baseline on dependent turns with p < "
+                           "0.01/1, standalone ≥ −1: not met.")  # p = 0.25 and -50 standalone: not met
+    assert f"- {CAPO} vs {MATCHED}: +75.0 points on dependent turns" in text
     assert "| SFT + CaPO-DPO | +75.0 [" in paired_markdown(comparisons, 2) and "| 0.250 |" in paired_markdown(
         comparisons, 2)
     assert "<td>0.250</td>" in paired_html(comparisons, 2)
     met = {MATCHED: {CAPO: {"dependent": {"diff": 6.0, "low": 2.0, "high": 10.0, "p": 0.004},
                             "standalone": {"diff": -0.5, "low": -2.0, "high": 1.0, "p": 0.7}}}}
-    assert verdict(met).endswith("met. docs/quickstart.md explains the result.") and "not met" not in verdict(met)
+    assert f"met by {CAPO}." in verdict(met) and "not met" not in verdict(met)
     close = {MATCHED: {CAPO: {**met[MATCHED][CAPO], "dependent": {**met[MATCHED][CAPO]["dependent"], "p": 0.02}}}}
     assert "not met" in verdict(close)  # the gain without significance is not enough
+    # three variants, each against its own matched baseline: p must be under 0.01/3 for one of them
+    three = {**met, MATCHED_ON_POLICY: {ON_POLICY: met[MATCHED][CAPO]},
+             MATCHED_ROUND_2: {ROUND_2: met[MATCHED][CAPO]}}
+    assert "p < 0.01/3" in verdict(three) and "not met" in verdict(three)  # 0.004 > 0.0033
+    three[MATCHED_ROUND_2][ROUND_2] = {**met[MATCHED][CAPO], "dependent": {**met[MATCHED][CAPO]["dependent"],
+                                                                           "p": 0.001}}
+    assert f"met by {ROUND_2}." in verdict(three)

@@ -17,7 +17,7 @@ from html import escape
 from typing import Any
 
 from turnwise.eval.stats import RESAMPLES, p_text, paired_difference
-from turnwise.quickstart.world import DEPENDENT, Outcomes
+from turnwise.quickstart.world import DEPENDENT, ERRORS, Outcomes
 
 
 def _rate(by_id: Outcomes, keep: Any) -> tuple[int, int]:
@@ -255,3 +255,13 @@ def paired_html(comparisons: Mapping[str, Any], seeds: int) -> str:
                      "<th>dependent</th><th>p</th><th>standalone</th><th>p</th></tr></thead>"
                      f"<tbody>{body}</tbody></table>")
     return "".join(parts)
+
+
+def errors_markdown(errors: dict[str, dict[str, int]]) -> str:
+    """Per model, its wrong dependent turns by kind of error (counts, and share of its errors)."""
+    lines = ["| model | " + " | ".join(ERRORS) + " | wrong |", "|---|" + "---|" * (len(ERRORS) + 1)]
+    for label, counts in errors.items():
+        total = sum(counts.values())
+        cells = [f"{counts[e]} ({counts[e] / total:.0%})" if total else "0" for e in ERRORS]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {total} |")
+    return "\n".join(lines) + "\n"

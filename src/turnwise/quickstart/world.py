@@ -1,6 +1,6 @@
 """The quickstart's toy world: places with facts, dialogues that refer back to them, and a check.
 
-    train, held_out = toy_splits(200, 96, seed=0)     # ShareGPT dialogues; held-out entity pairs unseen
+    splits = toy_splits(200, 96, seed=0)      # ShareGPT dialogues: train, held_out (entity pairs unseen), ...
     check_answer("The Nile is 6,650 km long.", "the Nile: 6,650 km")  # True: the entity meant, its fact
 
 Sixteen rivers and mountains, each with a kind, a continent and a length or height. A dialogue has six
@@ -199,28 +199,32 @@ def all_pairs() -> list[tuple[int, int]]:
 
 
 def toy_splits(n_train: int, n_held_out: int, seed: int = 0, held_out_share: float = 0.2, n_prefs: int = 0,
-               prefs_share: float = 0.2) -> dict[str, list[dict[str, Any]]]:
-    """Dialogues for SFT (``train``), for preference data (``prefs``) and for the evaluation (``held_out``).
+               prefs_share: float = 0.2, n_dev: int = 0, dev_share: float = 0.1) -> dict[str, list[dict[str, Any]]]:
+    """Dialogues for SFT (``train``), for preference data (``prefs``), for choosing settings (``dev``) and for the
+    evaluation (``held_out``).
 
     The unordered entity pairs are dealt out (a fixed seed decides how): ``held_out_share`` of them to the
-    evaluation, ``prefs_share`` to the preference data, the rest to SFT. A dialogue opens with a pair of its
-    split, and no two entities a ``train`` or ``prefs`` dialogue names form a held-out pair; no two a
-    ``train`` dialogue names form a ``prefs`` pair either. So the preference data asks about combinations
-    the SFT model never saw (as dialogues a user simulator grows would), and the evaluation about ones
-    that no training saw.
+    evaluation, ``prefs_share`` to the preference data, ``dev_share`` to the development split (when ``n_dev``),
+    the rest to SFT. A dialogue opens with a pair of its split, and no two entities a ``train`` or ``prefs``
+    dialogue names form a held-out or dev pair; no two a ``train`` dialogue names form a ``prefs`` pair either.
+    So the preference data asks about combinations the SFT model never saw (as dialogues a user simulator grows
+    would), and the dev split and the evaluation about ones that no training saw, the two on different pairs
+    (settings chosen on dev are tested once on pairs they were not chosen on).
     """
     unordered = sorted({frozenset(p) for p in all_pairs()}, key=sorted)
     random.Random(seed).shuffle(unordered)
     cut = max(1, round(len(unordered) * held_out_share))
     cut_prefs = cut + (max(1, round(len(unordered) * prefs_share)) if n_prefs else 0)
-    held, prefs = set(unordered[:cut]), set(unordered[cut:cut_prefs])
+    cut_dev = cut_prefs + (max(1, round(len(unordered) * dev_share)) if n_dev else 0)
+    held, prefs, dev = set(unordered[:cut]), set(unordered[cut:cut_prefs]), set(unordered[cut_prefs:cut_dev])
 
     def opening(group: set[frozenset[int]] | None) -> list[tuple[int, int]]:
         return [p for p in all_pairs() if (frozenset(p) in group if group is not None
-                                           else frozenset(p) not in held | prefs)]
+                                           else frozenset(p) not in held | prefs | dev)]
 
-    return {"train": toy_dialogues(n_train, seed + 1, opening(None), "train", avoid=held | prefs),
-            "prefs": toy_dialogues(n_prefs, seed + 3, opening(prefs), "prefs", avoid=held) if n_prefs else [],
+    return {"train": toy_dialogues(n_train, seed + 1, opening(None), "train", avoid=held | prefs | dev),
+            "prefs": toy_dialogues(n_prefs, seed + 3, opening(prefs), "prefs", avoid=held | dev) if n_prefs else [],
+            "dev": toy_dialogues(n_dev, seed + 4, opening(dev), "dev", avoid=held) if n_dev else [],
             "held_out": toy_dialogues(n_held_out, seed + 2, opening(held), "heldout")}
 
 
@@ -287,3 +291,62 @@ def outcomes(records: list[dict[str, Any]]) -> Outcomes:
                                 for k, (ref, kind) in enumerate(zip(meta["references"], meta["turn_kinds"],
                                                                     strict=True))]
     return result
+
+
+def teacher_forced_prompts(dialogues: Sequence[Any]) -> list[Any]:
+    """Each turn of each gold dialogue as its own prompt: the gold history up to that question (teacher forcing).
+
+    Args:
+        dialogues: :class:`~turnwise.data.schema.Conversation` objects with their gold answers and the toy
+            ``meta`` (``references``, ``turn_kinds``).
+
+    Returns:
+        Conversations ``<id>/t<k>`` ending with the k-th question, whose ``meta`` holds that turn's reference and
+        kind, and ``dialogue`` and ``turn`` (:func:`teacher_forced_outcomes` puts the answers back together).
+    """
+    from turnwise.data.schema import Conversation
+
+    prompts = []
+    for dialogue in dialogues:
+        users = [k for k, m in enumerate(dialogue.messages) if m["role"] == "user"]
+        for turn, (end, ref, kind) in enumerate(zip(users, dialogue.meta["references"], dialogue.meta["turn_kinds"],
+                                                    strict=False)):
+            prompts.append(Conversation(f"{dialogue.id}/t{turn}", dialogue.messages[:end + 1],
+                                        meta={"references": [ref], "turn_kinds": [kind], "dialogue": dialogue.id,
+                                              "turn": turn}))
+    return prompts
+
+
+def teacher_forced_outcomes(records: list[dict[str, Any]]) -> Outcomes:
+    """:func:`outcomes` of the answers to :func:`teacher_forced_prompts`: per dialogue, each turn answered with the
+    gold history (unanswered = wrong)."""
+    turns: dict[str, dict[int, tuple[str, bool]]] = {}
+    for record in records:
+        meta = record["meta"]
+        messages = record["messages"]
+        answered = bool(messages) and messages[-1]["role"] == "assistant" and record.get("status", "ok") == "ok"
+        right = answered and check_answer(messages[-1]["content"], meta["references"][0])
+        turns.setdefault(meta["dialogue"], {})[meta["turn"]] = (meta["turn_kinds"][0], right)
+    return {rid: [by_turn[k] for k in sorted(by_turn)] for rid, by_turn in turns.items()}
+
+
+ERRORS = ("misunderstanding", "neglect_or_hallucination", "no_referent", "fact")
+
+
+def error_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of the dependent turns the answers got wrong fall in each :func:`error_category` (``ERRORS``), each
+    judged against the history the model itself had (its own earlier answers)."""
+    counts = dict.fromkeys(ERRORS, 0)
+    for record in records:
+        meta, messages = record["meta"], record["messages"]
+        spots = [k for k, m in enumerate(messages) if m["role"] == "assistant"]
+        for k, (ref, kind) in enumerate(zip(meta["references"], meta["turn_kinds"], strict=True)):
+            if kind not in DEPENDENT:
+                continue
+            if k >= len(spots):
+                counts["no_referent"] += 1  # unanswered: no entity named
+                continue
+            category = error_category(messages[spots[k]]["content"], ref, messages[:spots[k]])
+            if category != "right":
+                counts[category] += 1
+    return counts
