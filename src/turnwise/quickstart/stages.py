@@ -180,7 +180,7 @@ def toy_eval(ctx: StageContext) -> StageResult:
     from turnwise.eval.adapter import slug
     from turnwise.generate.adapter import answer_all
     from turnwise.models.base import GenerationSettings
-    from turnwise.quickstart.results import errors_markdown, results_html, results_markdown, summarize
+    from turnwise.quickstart.results import errors_markdown, results_html, results_markdown
     from turnwise.quickstart.world import error_counts, outcomes, teacher_forced_outcomes, teacher_forced_prompts
     from turnwise.records import read_stage_output
     from turnwise.stage.inputs import merge_costs
@@ -217,8 +217,7 @@ def toy_eval(ctx: StageContext) -> StageResult:
     for label in labels:
         summary[label]["errors"] = errors[label]
     if forced:
-        forced_table, forced_summary = results_markdown(forced, against=s.against)
-        summary["teacher_forced"] = {label: summarize(forced[label]) for label in labels}
+        forced_table, summary["teacher_forced"] = results_markdown(forced, against=s.against)
         table += ("\nTeacher-forced: every turn answered with the gold history before it (each turn its own "
                   f"prompt), the same turns:\n\n{forced_table}")
     table += "\nWrong dependent turns by kind of error (the entity the answer names; `error_category`):\n\n" + \
