@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from turnwise.config import load_config
+from turnwise.errors import ConfigError
 from turnwise.train.configs import SFTTrainConfig
 
 pytest.importorskip("trl")
@@ -107,6 +108,31 @@ def test_sft_lora_moves_only_the_adapter(dialogues, tiny_model_dir, tmp_path):
     assert moved(before, trainer.model) == (set(), set())
     assert (tmp_path / "lora" / "adapter_config.json").exists()
     generates(tmp_path / "lora")  # from_pretrained loads the base named in the adapter config
+
+
+def test_sft_lora_merge_saves_a_plain_model_that_answers_as_the_adapter_did(dialogues, tiny_model_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from turnwise.train.common import run_trainer
+    from turnwise.train.sft import build_sft_trainer
+
+    cfg = sft_config(dialogues, tiny_model_dir, tmp_path / "merged", lora=True, lora_r=4, learning_rate=1e-2,
+                     lora_merge=True)
+    trainer, report, placement = build_sft_trainer(cfg)
+    run_trainer(trainer, cfg, "sft", report, placement)
+    out = tmp_path / "merged"
+    assert (out / "model.safetensors").exists() and not (out / "adapter_config.json").exists()
+    ids = torch.tensor([[1, 5, 9, 13, 2, 7]])
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    with torch.no_grad():
+        adapted = trainer.model.eval()(ids.to(trainer.model.device)).logits.cpu()  # the adapter merged in place
+        assert torch.allclose(merged(ids).logits, adapted, atol=1e-5)
+        assert not torch.allclose(merged(ids).logits, base(ids).logits, atol=1e-3)  # it learned something
+    generates(out)
+    with pytest.raises(ConfigError, match="lora_merge needs lora"):
+        sft_config(dialogues, tiny_model_dir, tmp_path / "x", lora_merge=True)
 
 
 class Crash(Exception):

@@ -77,6 +77,23 @@ async def test_a_filtered_turn_is_regenerated_with_a_new_seed():
     assert len(set(seeds)) == 3  # each attempt has its own cache key
 
 
+def no_why(text, messages):
+    """A user-turn filter of one's own: no "why" questions (and it sees the dialogue so far)."""
+    assert messages[0]["content"] == "What is a cache?" and messages[-1]["role"] == "assistant"
+    return "why_question" if text.startswith("Why") else None
+
+
+async def test_a_filter_of_ones_own_rejects_a_turn_with_its_reason():
+    replies = iter(["Why is it fast?", "How big is it?"])
+    user = Recorder(FakeChatModel(lambda m: next(replies)))
+    cfg = config(turns=2, filters=FilterConfig(check=f"{__name__}:no_why"))
+    record = await simulate_dialogue(Seed("s", "What is a cache?"), user, FakeChatModel(), cfg)
+    assert record["messages"][2]["content"] == "How big is it?" and record["meta"]["filters"] == {"why_question": 1}
+    with pytest.raises(ConfigError, match="user-turn filter"):
+        await simulate_dialogue(Seed("s", "Q?"), user, FakeChatModel(),
+                                config(filters=FilterConfig(check="no_such_module:f")))
+
+
 async def test_regenerations_spent_end_the_dialogue_kept_or_filtered():
     def user(messages):
         return "ok" if len(messages) > 4 else "And the second one?"  # turn 2 is always too short

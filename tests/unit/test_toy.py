@@ -131,6 +131,47 @@ def test_error_counts_judge_each_wrong_dependent_turn_by_the_entity_it_names():
     assert error_counts([short])["no_referent"] == 2
 
 
+def test_the_oracle_reads_every_question_the_world_asks_and_answers_as_the_gold_does():
+    import asyncio
+
+    from turnwise.models.base import GenerationSettings, ModelSpec
+    from turnwise.quickstart.world import OracleModel, oracle_turns
+
+    dialogues = toy_dialogues(150, seed=7) + toy_dialogues(50, seed=8, world="invented")
+    for d in dialogues:
+        messages = [{"role": "user" if t["from"] == "human" else "assistant", "content": t["value"]}
+                    for t in d["conversations"]]
+        turns = oracle_turns(messages)
+        assert [t[0] for t in turns] == [m["content"] for m in messages if m["role"] == "assistant"]
+        assert [t[1] for t in turns] == d["meta"]["references"] and [t[2] for t in turns] == d["meta"]["turn_kinds"]
+    # by hand: the oracle reads the questions, whatever the assistant answered
+    asked = [{"role": "user", "content": "Tell me about Fuji."}, {"role": "assistant", "content": "No idea."},
+             {"role": "user", "content": "What about the Nile?"}, {"role": "assistant", "content": "?"},
+             {"role": "user", "content": "Where is the other one?"}]
+    assert oracle_turns(asked) == [("Fuji is a mountain in Asia.", "Fuji: mountain | Asia", "standalone"),
+                                   ("The Nile is a river in Africa.", "the Nile: river | Africa", "ellipsis"),
+                                   ("Fuji is in Asia.", "Fuji: Asia", "other")]
+    assert oracle_turns([{"role": "user", "content": "How big is it?"}]) is None  # no one in play yet
+    assert oracle_turns([{"role": "user", "content": "Tell me a joke."}]) is None
+    model = OracleModel(ModelSpec("toy-world", backend="turnwise.quickstart.world:OracleModel"))
+    right, wrong = asyncio.run(model.chat([asked, [{"role": "user", "content": "Tell me a joke."}]],
+                                          GenerationSettings(n=2)))
+    assert right.texts == ["Fuji is in Asia."] * 2 and not wrong.ok and "Tell me a joke." in wrong.error
+
+
+def test_named_dialogues_ask_the_same_things_by_name():
+    named = toy_splits(40, 10, seed=2, n_named=40)["named"]
+    assert len(named) == 40
+    for d in named:
+        assert set(d["meta"]["turn_kinds"]) == {"standalone"}
+        questions = [t["value"] for t in d["conversations"] if t["from"] == "human"]
+        for question, reference in zip(questions, d["meta"]["references"], strict=True):
+            entity = reference.split(": ")[0]
+            assert entity in question or entity[0].upper() + entity[1:] in question  # every question names it
+        answers = [t["value"] for t in d["conversations"] if t["from"] == "gpt"]
+        assert all(check_answer(a, r) for a, r in zip(answers, d["meta"]["references"], strict=True))
+
+
 def _record(rid, kinds, answers, references):
     messages = [m for a in answers for m in ({"role": "user", "content": "q"}, {"role": "assistant", "content": a})]
     return {"id": rid, "messages": messages, "meta": {"references": references, "turn_kinds": kinds}}

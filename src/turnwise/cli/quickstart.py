@@ -25,10 +25,14 @@ def quickstart(
                                            "cores, at most one per seed; 1: one at a time, with the live progress "
                                            "view).")
                     ] = 0,
+    recipe: Annotated[Path | None, typer.Option(help="Another recipe with a toy_eval stage named eval, run the "
+                                                     "same way (recipes/capo-smollm2.yaml: the comparison on a "
+                                                     "pretrained model).")] = None,
 ) -> None:
     """Run the quickstart recipe (a tiny model, the whole loop, offline, on a CPU) for each seed and print the
     held-out accuracy over the seeds — SFT, the matched and the every-turn SFT baselines, CaPO-DPO, on-policy
-    CaPO-DPO, best-of-N DPO and each CaPO strategy — with every model's paired difference to each baseline."""
+    CaPO-DPO and its second round, best-of-N DPO; free-running and teacher-forced — with every model's paired
+    difference to each baseline and the verdict."""
     from turnwise.cli.run import plan_table, progress_view, summary_table
     from turnwise.quickstart.run import SEEDS, run_quickstart
 
@@ -60,7 +64,7 @@ def quickstart(
 
     with views:
         result = run_quickstart(out_dir, seeds=chosen, fast=fast, sets=sets or [], on_plan=on_plan, jobs=workers,
-                                on_seed=on_seed)
+                                on_seed=on_seed, recipe=recipe)
     for run in result.runs:
         console.print(summary_table(run))
     typer.echo("")

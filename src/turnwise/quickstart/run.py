@@ -59,14 +59,17 @@ class QuickstartResult:
     verdict: str = ""
 
 
-def _seed_plan(out: Path, seed: int, fast: bool, sets: Sequence[str]) -> Any:
+def _seed_plan(out: Path, seed: int, fast: bool, sets: Sequence[str], recipe: Path) -> Any:
     from turnwise.recipe import load_recipe, make_plan
 
     where = [f"seed={seed}", f"out_dir={out / f'seed-{seed}'}"]
-    return make_plan(load_recipe(recipe_path(), fast=fast, sets=[*sets, *where]))
+    plan = make_plan(load_recipe(recipe, fast=fast, sets=[*sets, *where]))
+    if not any(stage.name == "eval" and stage.kind.name == "toy_eval" for stage in plan.stages):
+        raise ConfigError(f"{recipe}: the quickstart needs a stage named eval of kind toy_eval (its table reads it)")
+    return plan
 
 
-def _run_seed(out: Path, seed: int, fast: bool, sets: Sequence[str]) -> dict[str, Any]:
+def _run_seed(out: Path, seed: int, fast: bool, sets: Sequence[str], recipe: Path) -> dict[str, Any]:
     """One seed's whole run in a worker process: what the parent needs to rebuild its result."""
     import warnings
 
@@ -74,7 +77,7 @@ def _run_seed(out: Path, seed: int, fast: bool, sets: Sequence[str]) -> dict[str
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # as the command does: the libraries' deprecations
 
-    run = run_plan(_seed_plan(out, seed, fast, sets))
+    run = run_plan(_seed_plan(out, seed, fast, sets, recipe))
     return {"wall_s": run.wall_s, "report": run.report,
             "outcomes": [(o.stage.name, o.status, o.wall_s) for o in run.outcomes]}
 
@@ -93,7 +96,8 @@ def _rebuilt(plan: Any, done: dict[str, Any]) -> Any:
 
 def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, fast: bool = False,
                    sets: Iterable[str] = (), on_plan: Callable[[int, Any], Any] | None = None, jobs: int = 1,
-                   on_seed: Callable[[int, Any], None] | None = None) -> QuickstartResult:
+                   on_seed: Callable[[int, Any], None] | None = None, recipe: str | Path | None = None
+                   ) -> QuickstartResult:
     """Run the quickstart recipe for each seed, then write the table over seeds.
 
     Args:
@@ -106,6 +110,8 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
         jobs: seeds run at once, each in its own process (the recipe runs a tiny model on one thread, so two
             seeds on two cores take about the time of one); the results are the same as one at a time.
         on_seed: called with (seed, run) as each seed finishes.
+        recipe: another recipe run the same way (default: the packaged quickstart recipe); it needs a ``toy_eval``
+            stage named ``eval``, such as ``recipes/capo-smollm2.yaml`` (the same comparison on a pretrained model).
     """
     from turnwise.quickstart.results import (
         errors_markdown,
@@ -122,6 +128,7 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     sets = list(sets)
+    recipe = Path(recipe) if recipe is not None else recipe_path()
     result = QuickstartResult(out, chosen)
     outcomes: list[dict[str, Any]] = []
     forced: list[dict[str, Any]] = []
@@ -131,15 +138,15 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(min(jobs, len(chosen)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_seed, out, seed, fast, sets): seed for seed in chosen}
+            futures = {pool.submit(_run_seed, out, seed, fast, sets, recipe): seed for seed in chosen}
             for future in as_completed(futures):
                 seed = futures[future]
-                runs[seed] = _rebuilt(_seed_plan(out, seed, fast, sets), future.result())
+                runs[seed] = _rebuilt(_seed_plan(out, seed, fast, sets, recipe), future.result())
                 if on_seed:
                     on_seed(seed, runs[seed])
     else:
         for seed in chosen:
-            plan = _seed_plan(out, seed, fast, sets)
+            plan = _seed_plan(out, seed, fast, sets, recipe)
             observer = on_plan(seed, plan) if on_plan else None
             runs[seed] = run_plan(plan, on_event=observer)
             if on_seed:
@@ -150,8 +157,11 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
         result.per_seed.append(json.loads(output_path(plan, "eval", "numbers").read_text(encoding="utf-8")))
         outcomes.append(json.loads(output_path(plan, "eval", "outcomes").read_text(encoding="utf-8")))
         forced.append(json.loads(output_path(plan, "eval", "teacher_forced").read_text(encoding="utf-8")))
-    table, numbers = seeds_markdown(result.per_seed, against=MATCHED)
-    comparisons = paired_comparisons(outcomes, BASELINES)
+    # the quickstart's baselines; another recipe's models are compared with its eval's `against` model
+    against = MATCHED if MATCHED in outcomes[0] else result.per_seed[0]["changes"]["against"]
+    baselines = [b for b in BASELINES if b in outcomes[0]] or [against]
+    table, numbers = seeds_markdown(result.per_seed, against=against)
+    comparisons = paired_comparisons(outcomes, baselines)
     result.verdict = verdict(comparisons)
     title = f"held-out accuracy over {len(chosen)} seed(s) ({', '.join(map(str, chosen))}){' --fast' if fast else ''}"
     errors = {model: {e: sum(seed[model].get("errors", {}).get(e, 0) for seed in result.per_seed) for e in ERRORS}
@@ -162,8 +172,8 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
     extra: dict[str, Any] = {}
     if all(forced) and all("teacher_forced" in seed for seed in result.per_seed):
         forced_table, forced_numbers = seeds_markdown([seed["teacher_forced"] for seed in result.per_seed],
-                                                      against=MATCHED)
-        forced_pairs = paired_comparisons(forced, BASELINES[:1])
+                                                      against=against)
+        forced_pairs = paired_comparisons(forced, baselines[:1])
         parts += ["Teacher-forced: each turn answered with the gold history before it.", forced_table,
                   paired_markdown(forced_pairs, len(chosen))]
         extra = {"teacher_forced": {**forced_numbers, "paired": forced_pairs}}
@@ -173,7 +183,7 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
     atomic_write_text(out / "results.md", result.table)
     atomic_write_text(out / "results.json", json.dumps(result.numbers, indent=2))
     atomic_write_text(out / "results.html", results_html(result.per_seed, title="turnwise quickstart",
-                                                         notes=result.verdict, against=MATCHED,
+                                                         notes=result.verdict, against=against,
                                                          paired=comparisons))
     return result
 

@@ -33,9 +33,13 @@ class ToyDataSettings:
         held_out: dialogues about entity pairs no training saw together, for the evaluation.
         dev_dialogues: dialogues about other entity pairs no training saw together, to choose settings on
             (0 = none; the ``dev`` output is then empty).
+        named_dialogues: SFT dialogues on the training pairs whose every question names its entity (no turn needs
+            its history): the control for Parrot's data claim (0 = none; the ``named`` output is then empty).
         held_out_share: share of the entity pairs held out.
         prefs_share: share of the entity pairs kept for the preference dialogues.
         dev_share: share of the entity pairs kept for the dev dialogues.
+        world: ``real`` (rivers and mountains a pretrained model knows) or ``invented`` (the same world under
+            invented names and facts, so a pretrained model must learn them from the training dialogues).
         seed: which dialogues, and which pairs go where.
     """
 
@@ -43,10 +47,19 @@ class ToyDataSettings:
     prefs_dialogues: int = 200
     held_out: int = 96
     dev_dialogues: int = 0
+    named_dialogues: int = 0
     held_out_share: float = 0.2
     prefs_share: float = 0.2
     dev_share: float = 0.1
+    world: str = "real"
     seed: int = 0
+
+
+def _check_data(settings: ToyDataSettings, models: dict[str, str]) -> list[str]:
+    from turnwise.quickstart.world import WORLDS
+
+    return [] if settings.world in WORLDS else [f"settings.world: {settings.world!r} is not one of "
+                                                 f"{', '.join(WORLDS)}"]
 
 
 def toy_data(ctx: StageContext) -> StageResult:
@@ -59,9 +72,9 @@ def toy_data(ctx: StageContext) -> StageResult:
     s = ctx.settings
     splits = toy_splits(s.train_dialogues, s.held_out, seed=s.seed, held_out_share=s.held_out_share,
                         n_prefs=s.prefs_dialogues, prefs_share=s.prefs_share, n_dev=s.dev_dialogues,
-                        dev_share=s.dev_share)
+                        dev_share=s.dev_share, world=s.world, n_named=s.named_dialogues)
     for split, rows in (("train", splits["train"]), ("prefs", splits["prefs"]), ("dev", splits["dev"]),
-                        ("heldout", splits["held_out"])):
+                        ("heldout", splits["held_out"]), ("named", splits["named"])):
         sharegpt = ctx.path(f"{split}.sharegpt.json")
         sharegpt.parent.mkdir(parents=True, exist_ok=True)
         sharegpt.write_text(json.dumps(rows, indent=1), encoding="utf-8")
@@ -73,7 +86,8 @@ def toy_data(ctx: StageContext) -> StageResult:
     counts = {split: len(rows) for split, rows in splits.items()}
     return StageResult(ctx.outputs(), f"{counts['train']} SFT + {counts['prefs']} preference + {counts['dev']} dev + "
                        f"{counts['held_out']} held-out 6-turn dialogues, each split on entity pairs the others never "
-                       "put together",
+                       "put together" + (f"; {counts['named']} SFT dialogues whose questions all name their entity"
+                                         if counts["named"] else ""),
                        counts=counts)
 
 
@@ -236,9 +250,10 @@ def toy_eval(ctx: StageContext) -> StageResult:
 
 
 TOY_DATA = Stage("toy_data", "Toy dialogues that refer back (turnwise.quickstart.world), split by unseen entity pairs.",
-                 ToyDataSettings, toy_data,
+                 ToyDataSettings, toy_data, check=_check_data,
                  outputs=(Output("train", "train.openai.jsonl"), Output("prefs", "prefs.openai.jsonl"),
                           Output("dev", "dev.openai.jsonl"),
+                          Output("named", "named.openai.jsonl", "SFT dialogues with no dependent turn"),
                           Output("held_out", "heldout.openai.jsonl"),
                           Output("scripts", "heldout-scripts.openai.jsonl")))
 TINY_MODEL = Stage("tiny_model", "A tiny random Qwen2-architecture model with a tokenizer trained on local text.",

@@ -18,6 +18,9 @@ answer states; :func:`check_answer`) and ``turn_kinds`` (``standalone``, ``ellip
 ``ordinal``, ``other``), so every turn is scored without a judge (:func:`outcomes`) and reported by
 whether it needs its history (:func:`results_markdown`). The split holds out entity pairs: a held-out
 dialogue's first two entities were never together in a training dialogue.
+
+``INVENTED`` is the same world under invented names and facts (``world="invented"``), for a pretrained model that
+would otherwise know the Nile's length; :func:`check_answer` knows the names of both.
 """
 
 from __future__ import annotations
@@ -70,6 +73,28 @@ ENTITIES = (
     Entity("Kosciuszko", "mountain", "Australia", "2,228 m"),
     Entity("Kilimanjaro", "mountain", "Africa", "5,895 m"),
 )
+# The same world with invented names and facts, for a pretrained model (it cannot know them): names no place on
+# Earth has, the same kinds and continents, sizes that are no real river's or mountain's.
+INVENTED = (
+    Entity("the Orvane", "river", "Africa", "5,320 km"),
+    Entity("the Telmis", "river", "South America", "4,180 km"),
+    Entity("the Quessa", "river", "Europe", "1,940 km"),
+    Entity("the Brandul", "river", "Asia", "3,660 km"),
+    Entity("the Hollvar", "river", "Europe", "2,270 km"),
+    Entity("the Zafrine", "river", "Africa", "3,050 km"),
+    Entity("the Merrisk", "river", "North America", "2,810 km"),
+    Entity("the Kadova", "river", "Australia", "1,730 km"),
+    Entity("Mount Varo", "mountain", "Africa", "4,470 m"),
+    Entity("Tarnhelm", "mountain", "Europe", "3,915 m"),
+    Entity("Ossiric", "mountain", "South America", "6,320 m"),
+    Entity("Pelavo", "mountain", "Asia", "5,085 m"),
+    Entity("Drumlas", "mountain", "North America", "4,760 m"),
+    Entity("Vesperin", "mountain", "Europe", "3,340 m"),
+    Entity("Calloway Peak", "mountain", "Australia", "2,615 m"),
+    Entity("Ambrek", "mountain", "Africa", "5,560 m"),
+)
+WORLDS = {"real": ENTITIES, "invented": INVENTED}
+NAMES = tuple(e.name for world in WORLDS.values() for e in world)  # what check_answer knows as entities
 SEPARATOR = " | "  # between the facts of one reference
 KINDS = ("standalone", "ellipsis", "pronoun", "ordinal", "other")
 DEPENDENT = KINDS[1:]  # the kinds that can only be answered with the history
@@ -111,9 +136,15 @@ class _Dialogue:
     fact: str
 
 
-def dialogue_turns(entities: list[Entity], rng: random.Random, turns: int = TURNS
+def dialogue_turns(entities: list[Entity], rng: random.Random, turns: int = TURNS, referring: bool = True
                    ) -> list[tuple[str, str, str, str]]:
-    """The (question, answer, reference, kind) turns of a dialogue that brings in ``entities`` in order."""
+    """The (question, answer, reference, kind) turns of a dialogue that brings in ``entities`` in order.
+
+    With ``referring`` off, every question names its entity (no pronoun, ordinal, "the other one" or ellipsis): the
+    same dialogue with no turn that needs its history.
+    """
+    if not referring:
+        return [_named(turn, rng) for turn in dialogue_turns(entities, rng, turns)]
     first = entities[0]
     state = _Dialogue([first], first, "about")
     gold, reference = answer(first, "about")
@@ -128,6 +159,16 @@ def dialogue_turns(entities: list[Entity], rng: random.Random, turns: int = TURN
         else:
             out.append(_refer_back(state, rng))
     return out
+
+
+def _named(turn: tuple[str, str, str, str], rng: random.Random) -> tuple[str, str, str, str]:
+    """A turn asked again as a standalone question that names its entity."""
+    _question, gold, reference, kind = turn
+    if kind == "standalone":
+        return turn
+    entity = next(e for e in (*ENTITIES, *INVENTED) if e.name == reference.rpartition(": ")[0])
+    fact = next(f for f in QUESTIONS if answer(entity, f) == (gold, reference))
+    return _ask(fact, entity.name, rng), gold, reference, "standalone"
 
 
 def _introduce(entity: Entity, state: _Dialogue, rng: random.Random) -> tuple[str, str, str, str]:
@@ -164,7 +205,8 @@ def _refer_back(state: _Dialogue, rng: random.Random) -> tuple[str, str, str, st
 
 
 def toy_dialogues(n: int, seed: int = 0, pairs: list[tuple[int, int]] | None = None,
-                  prefix: str = "toy", avoid: set[frozenset[int]] | None = None) -> list[dict[str, Any]]:
+                  prefix: str = "toy", avoid: set[frozenset[int]] | None = None, world: str = "real",
+                  referring: bool = True) -> list[dict[str, Any]]:
     """``n`` ShareGPT dialogues (ids ``<prefix>-000``...) whose first two entities are one of ``pairs``.
 
     Args:
@@ -173,7 +215,11 @@ def toy_dialogues(n: int, seed: int = 0, pairs: list[tuple[int, int]] | None = N
         pairs: ordered pairs of entity indices the dialogues open with (default: every pair).
         prefix: the ids' prefix.
         avoid: unordered pairs no two entities of a dialogue may form (the held-out ones, for training).
+        world: ``real`` (``ENTITIES``) or ``invented`` (``INVENTED``: the same world under names and facts no
+            pretrained model can know).
+        referring: off = every question names its entity (no turn needs its history; :func:`dialogue_turns`).
     """
+    entities = _world(world)
     rng = random.Random(seed)
     pairs = pairs or all_pairs()
     avoid = avoid or set()
@@ -182,15 +228,21 @@ def toy_dialogues(n: int, seed: int = 0, pairs: list[tuple[int, int]] | None = N
         ia, ib = pairs[rng.randrange(len(pairs))]
         chosen = [ia, ib]
         if rng.random() < 0.5:  # a third entity in play, never one that forms a held-out pair
-            options = [c for c in range(len(ENTITIES))
+            options = [c for c in range(len(entities))
                        if c not in chosen and not {frozenset((c, ia)), frozenset((c, ib))} & avoid]
             chosen += [rng.choice(options)] if options else []
-        turns = dialogue_turns([ENTITIES[k] for k in chosen], rng)
+        turns = dialogue_turns([entities[k] for k in chosen], rng, referring=referring)
         conv = [{"from": who, "value": text} for q, ans, _, _ in turns for who, text in (("human", q), ("gpt", ans))]
         meta = {"references": [t[2] for t in turns], "turn_kinds": [t[3] for t in turns],
-                "entities": [ENTITIES[k].name for k in chosen]}
+                "entities": [entities[k].name for k in chosen]}
         dialogues.append({"id": f"{prefix}-{i:03d}", "conversations": conv, "meta": meta})
     return dialogues
+
+
+def _world(name: str) -> tuple[Entity, ...]:
+    if name not in WORLDS:
+        raise ValueError(f"unknown toy world {name!r}; worlds: {', '.join(WORLDS)}")
+    return WORLDS[name]
 
 
 def all_pairs() -> list[tuple[int, int]]:
@@ -199,7 +251,8 @@ def all_pairs() -> list[tuple[int, int]]:
 
 
 def toy_splits(n_train: int, n_held_out: int, seed: int = 0, held_out_share: float = 0.2, n_prefs: int = 0,
-               prefs_share: float = 0.2, n_dev: int = 0, dev_share: float = 0.1) -> dict[str, list[dict[str, Any]]]:
+               prefs_share: float = 0.2, n_dev: int = 0, dev_share: float = 0.1, world: str = "real",
+               n_named: int = 0) -> dict[str, list[dict[str, Any]]]:
     """Dialogues for SFT (``train``), for preference data (``prefs``), for choosing settings (``dev``) and for the
     evaluation (``held_out``).
 
@@ -209,7 +262,8 @@ def toy_splits(n_train: int, n_held_out: int, seed: int = 0, held_out_share: flo
     dialogue names form a held-out or dev pair; no two a ``train`` dialogue names form a ``prefs`` pair either.
     So the preference data asks about combinations the SFT model never saw (as dialogues a user simulator grows
     would), and the dev split and the evaluation about ones that no training saw, the two on different pairs
-    (settings chosen on dev are tested once on pairs they were not chosen on).
+    (settings chosen on dev are tested once on pairs they were not chosen on). ``named`` (``n_named`` of them) are
+    SFT dialogues on the same pairs whose every question names its entity: training data with no dependent turn.
     """
     unordered = sorted({frozenset(p) for p in all_pairs()}, key=sorted)
     random.Random(seed).shuffle(unordered)
@@ -222,10 +276,13 @@ def toy_splits(n_train: int, n_held_out: int, seed: int = 0, held_out_share: flo
         return [p for p in all_pairs() if (frozenset(p) in group if group is not None
                                            else frozenset(p) not in held | prefs | dev)]
 
-    return {"train": toy_dialogues(n_train, seed + 1, opening(None), "train", avoid=held | prefs | dev),
-            "prefs": toy_dialogues(n_prefs, seed + 3, opening(prefs), "prefs", avoid=held | dev) if n_prefs else [],
-            "dev": toy_dialogues(n_dev, seed + 4, opening(dev), "dev", avoid=held) if n_dev else [],
-            "held_out": toy_dialogues(n_held_out, seed + 2, opening(held), "heldout")}
+    return {"train": toy_dialogues(n_train, seed + 1, opening(None), "train", avoid=held | prefs | dev, world=world),
+            "prefs": toy_dialogues(n_prefs, seed + 3, opening(prefs), "prefs", avoid=held | dev, world=world)
+            if n_prefs else [],
+            "dev": toy_dialogues(n_dev, seed + 4, opening(dev), "dev", avoid=held, world=world) if n_dev else [],
+            "held_out": toy_dialogues(n_held_out, seed + 2, opening(held), "heldout", world=world),
+            "named": toy_dialogues(n_named, seed + 1, opening(None), "named", avoid=held | prefs | dev, world=world,
+                                   referring=False) if n_named else []}
 
 
 def check_answer(response: str, reference: str) -> bool:
@@ -239,7 +296,7 @@ def check_answer(response: str, reference: str) -> bool:
     """
     entity, _, facts = reference.rpartition(": ")
     said = f" {normalize(response)} "
-    others = [e.name for e in ENTITIES if normalize(e.name) != normalize(entity)] if entity else []
+    others = [name for name in NAMES if normalize(name) != normalize(entity)] if entity else []
     named = _says(said, entity) if entity else True
     return named and all(_says(said, fact) for fact in facts.split(SEPARATOR)) and not any(_says(said, o)
                                                                                           for o in others)
@@ -258,9 +315,9 @@ def error_category(response: str, reference: str, history: Sequence[Message]) ->
         return "right"
     entity = reference.rpartition(": ")[0]
     said = f" {normalize(response)} "
-    named = {e.name for e in ENTITIES if _says(said, e.name)}
+    named = {name for name in NAMES if _says(said, name)}
     earlier = f" {normalize(' '.join(m['content'] for m in history))} "
-    in_play = {e.name for e in ENTITIES if _says(earlier, e.name)}
+    in_play = {name for name in NAMES if _says(earlier, name)}
     wrong = {name for name in named if normalize(name) != normalize(entity)}
     if wrong & in_play:
         return "misunderstanding"
@@ -350,3 +407,106 @@ def error_counts(records: list[dict[str, Any]]) -> dict[str, int]:
             if category != "right":
                 counts[category] += 1
     return counts
+
+
+def _subject(text: str, state: _Dialogue | None) -> tuple[Entity, str] | None:
+    """Whom a question's subject means, and how it names them (``standalone``: by name; ``pronoun``, ``ordinal``,
+    ``other``), given the dialogue so far."""
+    by_name = {normalize(e.name): e for e in (*ENTITIES, *INVENTED)}
+    said = normalize(text)
+    if said in by_name:
+        return by_name[said], "standalone"
+    if state is None:
+        return None
+    if said == "it":
+        return state.last, "pronoun"
+    ordinals = [normalize(o) for o in ORDINALS]
+    if said in ordinals and ordinals.index(said) < len(state.in_play):
+        return state.in_play[ordinals.index(said)], "ordinal"
+    if said == normalize("the other one") and len(state.in_play) == 2:
+        return next(e for e in state.in_play if e != state.last), "other"
+    return None
+
+
+def _read(question: str, state: _Dialogue | None) -> tuple[Entity, str, str] | None:
+    """A question asked the way the world asks them, read: (entity, fact, kind), or None."""
+    text = " ".join(question.split())
+    for template in ELLIPSES:
+        head, tail = template.split("{x}")
+        if text.lower().startswith(head.lower()) and text.endswith(tail) and state is not None:
+            found = _subject(text[len(head):len(text) - len(tail)], state)
+            if found:
+                return found[0], state.fact, "ellipsis" if found[1] == "standalone" else found[1]
+    for fact, templates in QUESTIONS.items():
+        for template in templates:
+            head, tail = template.split("{x}")
+            if text.lower().startswith(head.lower()) and text.endswith(tail):
+                found = _subject(text[len(head):len(text) - len(tail)], state)
+                if found:
+                    return found[0], fact, found[1]
+    return None
+
+
+def oracle_turns(messages: Sequence[Message]) -> list[tuple[str, str, str]] | None:
+    """The gold (answer, reference, kind) of every user turn of a toy dialogue, read from its questions alone (the
+    world's own answers, whatever the assistant said), or None when a question is not one the world asks."""
+    state: _Dialogue | None = None
+    out = []
+    for message in messages:
+        if message["role"] != "user":
+            continue
+        read = _read(message["content"], state)
+        if read is None:
+            return None
+        entity, fact, kind = read
+        if state is None:
+            state = _Dialogue([entity], entity, fact)
+        elif entity not in state.in_play:
+            state.in_play.append(entity)
+        state.last, state.fact = entity, fact
+        out.append((*answer(entity, fact), kind))
+    return out
+
+
+def off_world(text: str, messages: Sequence[Message]) -> str | None:
+    """A user-turn filter (``filters: {check: turnwise.quickstart.world:off_world}``): ``off_world`` when the world
+    does not ask ``text`` after ``messages`` (:func:`oracle_turns` cannot read it), so a simulator regenerates it."""
+    return None if oracle_turns([*messages, {"role": "user", "content": text}]) is not None else "off_world"
+
+
+class OracleModel:
+    """The toy world as an assistant: the gold answer to the last question (a ``module:Class`` backend).
+
+        models:
+          oracle: {model: toy-world, backend: "turnwise.quickstart.world:OracleModel"}
+
+    It reads the questions as the world asks them (:func:`oracle_turns`: names, "it", ordinals, "the other one",
+    "And X?"), so dialogues a user simulator grows get right answers without a judge; a question it cannot read is
+    a failed call (the dialogue ends there, its turns so far kept in the failed record).
+    """
+
+    backend = "toy-oracle"
+
+    def __init__(self, spec: Any):
+        self.spec = spec
+        self.model = spec.model
+
+    @property
+    def cache_identity(self) -> dict[str, Any]:
+        return {"backend": self.backend, "model": self.model}
+
+    async def chat(self, conversations: Sequence[list[Message]], settings: Any) -> list[Any]:
+        from turnwise.models.base import Completion
+
+        out = []
+        for messages in conversations:
+            turns = oracle_turns(messages)
+            if turns is None:
+                question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+                out.append(Completion(error=f"the toy world does not ask {question[:80]!r}"))
+            else:
+                out.append(Completion([turns[-1][0]] * max(1, settings.n), ["stop"] * max(1, settings.n)))
+        return out
+
+    async def aclose(self) -> None:
+        return None

@@ -28,6 +28,7 @@ from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel, GenerationSettings
 from turnwise.prompts import search_path
 from turnwise.records import RecordStore, make_record
+from turnwise.score.verifiable import load_callable
 from turnwise.simulate.filters import FilterConfig, TurnHistory, check_user_turn, detect_language
 from turnwise.simulate.prompts import LANGS, MODES, SimulatorPrompt, flip_roles, simulator_prompt
 from turnwise.simulate.seeds import Seed
@@ -171,6 +172,7 @@ class _Simulation:
 
     def __init__(self, user_model: ChatModel, assistant_model: ChatModel, cfg: SimulateConfig):
         self.user_model, self.assistant_model, self.cfg = user_model, assistant_model, cfg
+        self._check = load_callable(cfg.filters.check, "user-turn filter") if cfg.filters.check else None
         self.scopes = {role: self._scope(model) for role, model in (("user", user_model),
                                                                     ("assistant", assistant_model))}
 
@@ -233,6 +235,8 @@ class _Simulation:
                 if marker and marker in text:
                     return _End("user")
                 reason = check_user_turn(text, d.history, d.seed_lang, self.cfg.filters)
+                if reason is None and self._check is not None:
+                    reason = self._check(text, list(d.messages)) or None
                 if reason is None:
                     return text
             else:

@@ -68,12 +68,16 @@ class FilterConfig:
             ``@FILE`` stands for the terms of a file, one per line.
         disabled: reasons not checked (any of ``too_short``, ``role_label``, ``answer``, ``repeated``,
             ``near_duplicate``, ``sensitive``, ``language``).
+        check: a filter of your own, ``module:function``, called as ``function(text, messages)`` on each user turn
+            the built-in filters keep (``messages``: the dialogue so far); a string it returns rejects the turn,
+            with that reason (an off-topic or out-of-domain question), None keeps it.
     """
 
     min_chars: int = 3
     near_duplicate: float = 0.8
     sensitive_terms: Sequence[str] = ()
     disabled: Sequence[str] = field(default=(), metadata={"cli": "--disable-filter"})
+    check: str | None = field(default=None, metadata={"cli": "--filter-check"})
     _sensitive: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

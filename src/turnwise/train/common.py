@@ -208,6 +208,15 @@ def final_metrics(train_metrics: dict[str, Any], log_history: list[dict[str, Any
     return metrics
 
 
+def save_merged(trainer: Any, output: str | Path) -> None:
+    """Save the trained LoRA adapter merged into its base: a plain model folder (weights, config, tokenizer)."""
+    merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+    if trainer.is_world_process_zero():
+        merged.save_pretrained(output, safe_serialization=True)
+        if trainer.processing_class is not None:
+            trainer.processing_class.save_pretrained(output)
+
+
 def run_trainer(trainer: Any, cfg: TrainConfig, kind: str, report: DataReport, placement: Placement) -> TrainResult:
     """Train (resuming from the last checkpoint when there is one), save, and write the run's records.
 
@@ -235,7 +244,10 @@ def run_trainer(trainer: Any, cfg: TrainConfig, kind: str, report: DataReport, p
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
             manifest.finish(status, report.to_dict(), {}, error=repr(exc)[:500], resumed_from=resumed_from)
         raise
-    trainer.save_model(cfg.output)
+    if cfg.lora_merge:
+        save_merged(trainer, cfg.output)
+    else:
+        trainer.save_model(cfg.output)
     metrics = final_metrics(dict(output.metrics), trainer.state.log_history)
     metrics["global_step"] = trainer.state.global_step
     result = TrainResult(kind, Path(cfg.output), report, metrics, resumed_from, list(trainer.state.log_history))

@@ -61,6 +61,8 @@ class TrainConfig:
         lora_dropout: dropout on the LoRA path.
         lora_target_modules: modules that get an adapter; [all-linear] = every linear layer but the output one.
         qlora: load the base model in 4-bit NF4 (bitsandbytes, CUDA only) under the LoRA adapter; implies lora.
+        lora_merge: save the base with the trained adapter merged into its weights (a plain model: a later stage
+            can train it on with a new adapter, and servers load it without PEFT) instead of the adapter alone.
         report_to: experiment trackers to log to (wandb, tensorboard, trackio, ...); [] = none.
         trl_args: extra TRL/transformers TrainingArguments passed through unchanged, e.g. {dataloader_num_workers: 2}.
     """
@@ -99,6 +101,7 @@ class TrainConfig:
     lora_dropout: float = 0.05
     lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
     qlora: bool = False
+    lora_merge: bool = False
     report_to: list[str] = field(default_factory=list)
     trl_args: dict[str, Any] = field(default_factory=dict)
 
@@ -107,6 +110,8 @@ class TrainConfig:
             raise ValueError(f"max_length must be at least 8, got {self.max_length}")
         if self.qlora:
             self.lora = True
+        if self.lora_merge and (self.qlora or not self.lora):
+            raise ValueError("lora_merge needs lora (and not qlora: a 4-bit base cannot take the merged weights)")
 
 
 @dataclass
