@@ -92,7 +92,8 @@ def test_a_path_that_names_no_stage_is_a_file(tmp_path):
      "stages[2] x: inputs: unknown input 'dat' for kind train_sft; inputs: data"),
     ("  - {name: x, kind: train_sft, models: {base: base}}\n", "stages[2] x: inputs: missing input 'data'"),
     ("  - {name: x, kind: train_sft, inputs: {data: 'data:trian'}, models: {base: base}}\n",
-     "stages[2] x: inputs.data: stage data (toy_data) has no output 'trian'; outputs: train, prefs, dev, named, held_out, scripts"),
+     "stages[2] x: inputs.data: stage data (toy_data) has no output 'trian'; outputs: train, prefs, dev, named, "
+     "held_out, scripts"),
     ("  - {name: x, kind: train_sft, inputs: {data: [data, tiny]}, models: {base: base}}\n",
      "stages[2] x: inputs.data: takes one stage or file, not a list"),
     ("  - {name: x, kind: train_sft, inputs: {data: y}, models: {base: base}}\n  - {name: y, kind: toy_data}\n",
