@@ -14,8 +14,8 @@ pytest.importorskip("trl")
 pytestmark = pytest.mark.integration
 
 MODELS = ["SFT", "SFT + matched SFT", "SFT + more SFT", "SFT + CaPO-DPO", "SFT + matched SFT (on-policy pairs)",
-          "SFT + on-policy CaPO-DPO", "SFT + best-of-N DPO", "CaPO-DPO: neglect only", "CaPO-DPO: hallucination only",
-          "CaPO-DPO: misunderstanding only"]
+          "SFT + on-policy CaPO-DPO", "SFT + matched SFT (round-2 pairs)", "SFT + on-policy CaPO-DPO, round 2",
+          "SFT + best-of-N DPO"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,11 @@ def test_the_table_over_seeds(quickstart):
         assert numbers["models"][model]["per_seed_dependent"] == per_seed
         mean = numbers["models"][model]["dependent"]["mean"]
         assert mean == pytest.approx(50 * sum(per_seed), abs=0.01)  # percent, the mean of two
-    assert "SFT + CaPO-DPO vs SFT + matched SFT:" in quickstart.verdict and quickstart.verdict in quickstart.table
+    assert "- SFT + CaPO-DPO vs SFT + matched SFT:" in quickstart.verdict and quickstart.verdict in quickstart.table
+    assert "Teacher-forced: each turn answered with the gold history" in quickstart.table
+    assert set(numbers["teacher_forced"]["models"]) == set(MODELS)
+    assert set(numbers["errors"]) == set(MODELS) and set(numbers["errors"]["SFT"]) == {
+        "misunderstanding", "neglect_or_hallucination", "no_referent", "fact"}
     for base in ("SFT + matched SFT", "SFT + more SFT"):  # every model against both baselines, with p-values
         assert f"Against **{base}**, pooled over 2 seed(s)" in quickstart.table
         assert set(numbers["paired"][base]) == set(MODELS) - {base}

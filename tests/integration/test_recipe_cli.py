@@ -30,10 +30,11 @@ def test_the_fast_quickstart_recipe_runs_end_to_end_then_is_cached(tmp_path):
     out = tmp_path / "fast"
     output, _ = turnwise_run("--fast", "--set", f"out_dir={out}")
     assert f"{STAGES} stages ran, 0 cached" in output, output
-    assert f"[{STAGES - 1}/{STAGES}] eval: ran" in output and "held-out turns right" in output
+    assert f"[{STAGES - 1}/{STAGES}] eval: ran" in output and "test turns right" in output
     report = (out / "report.md").read_text(encoding="utf-8")
     assert report.count("stage.json)") == STAGES and "## Results: eval" in report
-    for model in ("SFT", "SFT + more SFT", "SFT + CaPO-DPO", "SFT + best-of-N DPO", "CaPO-DPO: neglect only"):
+    for model in ("SFT", "SFT + more SFT", "SFT + CaPO-DPO", "SFT + best-of-N DPO",
+                  "SFT + on-policy CaPO-DPO, round 2"):
         assert f"| {model} |" in report
 
     output, seconds = turnwise_run("--fast", "--set", f"out_dir={out}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from turnwise.eval.stats import mcnemar, p_text, paired_difference
+from turnwise.eval.stats import mcnemar, p_is, p_text, paired_difference
 
 
 @pytest.mark.parametrize(("a_only", "b_only", "expected"), [
@@ -58,3 +58,4 @@ def test_bad_inputs_are_refused() -> None:
 
 def test_p_values_read_as_a_reader_wants() -> None:
     assert (p_text(0.0004), p_text(0.0123), p_text(1.0)) == ("< 0.001", "0.012", "1.000")
+    assert (p_is(0.0004), p_is(0.0123)) == ("p < 0.001", "p = 0.012")  # in a sentence

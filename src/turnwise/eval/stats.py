@@ -69,13 +69,18 @@ class PairedDifference:
 
     def text(self) -> str:
         """``+4.1 points [+1.2, +7.0], p = 0.006 (McNemar: 31 vs 12 items)``."""
-        return (f"{self.diff:+.1f} points [{self.low:+.1f}, {self.high:+.1f}], p = {p_text(self.p)} "
+        return (f"{self.diff:+.1f} points [{self.low:+.1f}, {self.high:+.1f}], {p_is(self.p)} "
                 f"(McNemar: {self.a_only} vs {self.b_only} items)")
 
 
 def p_text(p: float) -> str:
     """A p-value as a reader wants it: three decimals, or ``< 0.001``."""
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_is(p: float) -> str:
+    """``p = 0.006``, or ``p < 0.001``: the p-value in a sentence."""
+    return f"p {p_text(p)}" if p < 0.001 else f"p = {p_text(p)}"
 
 
 def paired_difference(pairs: Mapping[str, Sequence[tuple[bool, bool]]], *, resamples: int = RESAMPLES,

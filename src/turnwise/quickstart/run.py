@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from turnwise.errors import ConfigError
-from turnwise.eval.stats import p_text
+from turnwise.eval.stats import p_is
 from turnwise.quickstart.world import ERRORS
 from turnwise.records import atomic_write_text
 
@@ -203,7 +203,7 @@ def verdict(comparisons: dict[str, Any]) -> str:
         if dep["diff"] >= GOAL_POINTS and dep["p"] < threshold and alone["diff"] >= -STANDALONE_LOSS:
             met.append(model)
         lines.append(f"- {model} vs {base}: {dep['diff']:+.1f} points on dependent turns [{dep['low']:+.1f}, "
-                     f"{dep['high']:+.1f}], p = {p_text(dep['p'])}; {alone['diff']:+.1f} on standalone ones")
+                     f"{dep['high']:+.1f}], {p_is(dep['p'])}; {alone['diff']:+.1f} on standalone ones")
     goal = (f"Goal: a CaPO variant ≥ +{GOAL_POINTS:.0f} points over its matched baseline on dependent turns with "
             f"p < {GOAL_P}/{len(rows)}, standalone ≥ −{STANDALONE_LOSS:.0f}: "
             + (f"met by {', '.join(met)}." if met else "not met.") + " docs/quickstart.md explains the result.")
