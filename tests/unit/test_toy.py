@@ -239,3 +239,14 @@ def test_paired_comparisons_pool_seeds_and_decide_the_verdict_from_the_statistic
     three[MATCHED_ROUND_2][ROUND_2] = {**met[MATCHED][CAPO], "dependent": {**met[MATCHED][CAPO]["dependent"],
                                                                            "p": 0.001}}
     assert f"met by {ROUND_2}." in verdict(three)
+
+
+def test_another_recipe_needs_a_toy_eval_stage_named_eval(tmp_path):
+    from turnwise.errors import ConfigError
+    from turnwise.quickstart.run import run_quickstart
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("description: d\nstages:\n  - {name: data, kind: toy_data}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="needs a stage named eval of kind toy_eval"):
+        run_quickstart(tmp_path / "out", seeds=[0], recipe=recipe)
+    assert not (tmp_path / "out").exists()  # refused before anything ran
