@@ -158,19 +158,19 @@ def run_quickstart(out_dir: str | Path, *, seeds: Sequence[int] | None = None, f
         outcomes.append(json.loads(output_path(plan, "eval", "outcomes").read_text(encoding="utf-8")))
         forced.append(json.loads(output_path(plan, "eval", "teacher_forced").read_text(encoding="utf-8")))
     # the quickstart's baselines; another recipe's models are compared with its eval's `against` model
-    against = MATCHED if MATCHED in outcomes[0] else result.per_seed[0]["changes"]["against"]
+    against = result.per_seed[0]["changes"]["against"]
     baselines = [b for b in BASELINES if b in outcomes[0]] or [against]
     table, numbers = seeds_markdown(result.per_seed, against=against)
     comparisons = paired_comparisons(outcomes, baselines)
     result.verdict = verdict(comparisons)
     title = f"held-out accuracy over {len(chosen)} seed(s) ({', '.join(map(str, chosen))}){' --fast' if fast else ''}"
-    errors = {model: {e: sum(seed[model].get("errors", {}).get(e, 0) for seed in result.per_seed) for e in ERRORS}
+    errors = {model: {e: sum(seed[model]["errors"][e] for seed in result.per_seed) for e in ERRORS}
               for model in numbers["models"]}
     parts = [f"# turnwise quickstart: {title}", "Free-running: each model answers with its own history.", table,
              paired_markdown(comparisons, len(chosen)),
              f"Wrong dependent turns by kind of error, summed over the seeds:\n\n{errors_markdown(errors)}"]
     extra: dict[str, Any] = {}
-    if all(forced) and all("teacher_forced" in seed for seed in result.per_seed):
+    if all("teacher_forced" in seed for seed in result.per_seed):
         forced_table, forced_numbers = seeds_markdown([seed["teacher_forced"] for seed in result.per_seed],
                                                       against=against)
         forced_pairs = paired_comparisons(forced, baselines[:1])

@@ -65,7 +65,6 @@ def _check_data(settings: ToyDataSettings, models: dict[str, str]) -> list[str]:
 def toy_data(ctx: StageContext) -> StageResult:
     """Write the train, preference and held-out dialogues (ShareGPT, then OpenAI) and the held-out scripts."""
     from turnwise.data.formats import read_records, write_records
-    from turnwise.data.schema import Conversation
     from turnwise.quickstart.world import toy_splits
     from turnwise.stage.inputs import read_conversations
 
@@ -80,8 +79,7 @@ def toy_data(ctx: StageContext) -> StageResult:
         sharegpt.write_text(json.dumps(rows, indent=1), encoding="utf-8")
         write_records(ctx.path(f"{split}.openai.jsonl"), read_records(sharegpt)[0], "openai")
     # The held-out dialogues as scripts: the first question asked, the follow-ups still to ask.
-    scripts = [Conversation(c.id, c.messages[:1], followups=c.user_turns[1:], meta=c.meta)
-               for c in read_conversations(ctx.path("heldout.openai.jsonl"))[0]]
+    scripts = [_script(c) for c in read_conversations(ctx.path("heldout.openai.jsonl"))[0]]
     write_records(ctx.output("scripts"), scripts, "openai")
     counts = {split: len(rows) for split, rows in splits.items()}
     return StageResult(ctx.outputs(), f"{counts['train']} SFT + {counts['prefs']} preference + {counts['dev']} dev + "
@@ -208,11 +206,11 @@ def toy_eval(ctx: StageContext) -> StageResult:
         dialogues = dialogues[:s.limit]
     if not dialogues:
         raise ConfigError(f"{ctx.name}: the {port!r} input has no dialogues")
-    scripts = [_script(d) for d in dialogues]
-    prompts = teacher_forced_prompts(dialogues) if s.teacher_forced else []
     if s.teacher_forced and not all(any(m["role"] == "assistant" for m in d.messages) for d in dialogues):
         raise ConfigError(f"{ctx.name}: teacher_forced needs the dialogues with their gold answers (data:held_out), "
                           f"but the {port!r} input holds scripts (questions only)")
+    scripts = [_script(d) for d in dialogues]
+    prompts = teacher_forced_prompts(dialogues) if s.teacher_forced else []
     sampling = GenerationSettings(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
     labels = list(ctx.models)
     ctx.total((len(scripts) + len(prompts)) * len(labels))

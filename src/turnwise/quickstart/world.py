@@ -95,6 +95,7 @@ INVENTED = (
 )
 WORLDS = {"real": ENTITIES, "invented": INVENTED}
 NAMES = tuple(e.name for world in WORLDS.values() for e in world)  # what check_answer knows as entities
+BY_NAME = {normalize(name): e for name, e in zip(NAMES, (*ENTITIES, *INVENTED), strict=True)}  # normalized name
 SEPARATOR = " | "  # between the facts of one reference
 KINDS = ("standalone", "ellipsis", "pronoun", "ordinal", "other")
 DEPENDENT = KINDS[1:]  # the kinds that can only be answered with the history
@@ -166,7 +167,7 @@ def _named(turn: tuple[str, str, str, str], rng: random.Random) -> tuple[str, st
     _question, gold, reference, kind = turn
     if kind == "standalone":
         return turn
-    entity = next(e for e in (*ENTITIES, *INVENTED) if e.name == reference.rpartition(": ")[0])
+    entity = BY_NAME[normalize(reference.rpartition(": ")[0])]
     fact = next(f for f in QUESTIONS if answer(entity, f) == (gold, reference))
     return _ask(fact, entity.name, rng), gold, reference, "standalone"
 
@@ -412,10 +413,9 @@ def error_counts(records: list[dict[str, Any]]) -> dict[str, int]:
 def _subject(text: str, state: _Dialogue | None) -> tuple[Entity, str] | None:
     """Whom a question's subject means, and how it names them (``standalone``: by name; ``pronoun``, ``ordinal``,
     ``other``), given the dialogue so far."""
-    by_name = {normalize(e.name): e for e in (*ENTITIES, *INVENTED)}
     said = normalize(text)
-    if said in by_name:
-        return by_name[said], "standalone"
+    if said in BY_NAME:
+        return BY_NAME[said], "standalone"
     if state is None:
         return None
     if said == "it":
