@@ -116,7 +116,7 @@ def test_impossible_target_and_unknown_format_are_one_line(tmp_path, capsys):
     code, _, stderr = run(capsys, src, out, "--to", "chatml")
     assert code == 2 and stderr == (
         "error: unknown format 'chatml' (expected one of openai, sharegpt, alpaca, mt-bench, mt-bench-101, "
-        "mt-eval, trl-sft, trl-pref)\n")
+        "mt-eval, mudoco, trl-sft, trl-pref)\n")
     code, _, stderr = run(capsys, tmp_path / "missing.jsonl", out, "--to", "openai")
     assert code == 2 and stderr == f"error: {tmp_path / 'missing.jsonl'}: no such file\n"
 

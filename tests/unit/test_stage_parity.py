@@ -29,7 +29,7 @@ ECHO = "turnwise.testing.fake:EchoBackend"
 RAG = "turnwise.rag.scripted:ScriptedRagModel"
 EVAL = "turnwise.eval.scripted:ScriptedEvalJudgeModel"
 # Where each stage's command lives.
-COMMANDS = {"generate": ["generate"], "simulate": ["simulate"], "ask_data": ["ask-data"], "detect": ["detect"],
+COMMANDS = {"generate": ["generate"], "simulate": ["simulate"], "ask_data": ["ask-data"], "detect": ["detect", "run"],
             "capo": ["capo"], "score": ["score"], "bestofn": ["bestofn"], "train_sft": ["train", "sft"],
             "train_ask": ["train", "ask"], "train_dpo": ["train", "dpo"], "eval": ["eval", "run"],
             "eval_answer": ["eval", "answer"], "eval_judge": ["eval", "judge"], "rewrite": ["rewrite", "run"],

@@ -26,8 +26,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from turnwise.cli.run_stage import Param, run_command
 from turnwise.config import field_docs, type_name
@@ -40,6 +42,15 @@ RUN_OPTIONS = ("config", "set", "cache", "no_cache", "retry_failed")
 # ModelSpec fields whose option is not simply the field's name.
 SPEC_FLAGS = {"base_urls": "base-url", "timeout_s": "timeout", "backoff_s": "backoff"}
 _RUN_PANEL = "Run"
+
+
+class RunByDefault(TyperGroup):
+    """A group whose first argument, when it names no subcommand, goes to ``run`` (``turnwise detect IN OUT``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
 
 
 def stage_command(name: str) -> Callable[..., None]:

@@ -3,7 +3,7 @@
     turnwise convert question.jsonl question.openai.jsonl --to openai
     turnwise convert data.json sft.jsonl --from sharegpt --to trl-sft --skip-invalid
 
-Formats: openai, sharegpt, alpaca, mt-bench, mt-bench-101, mt-eval, trl-sft, trl-pref (see
+Formats: openai, sharegpt, alpaca, mt-bench, mt-bench-101, mt-eval, mudoco, trl-sft, trl-pref (see
 turnwise.data.formats). The output is written atomically: a failed conversion leaves OUT as it was.
 """
 
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-_FORMATS = "openai, sharegpt, alpaca, mt-bench, mt-bench-101, mt-eval, trl-sft, trl-pref"
+_FORMATS = "openai, sharegpt, alpaca, mt-bench, mt-bench-101, mt-eval, mudoco, trl-sft, trl-pref"
 
 
 def convert(

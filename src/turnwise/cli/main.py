@@ -38,15 +38,17 @@ def _register() -> None:
     # dependencies inside the command bodies, never at module level. A stage's command is generated from
     # its declaration (turnwise.cli.command): the very adapter and settings a recipe stage of that kind runs.
     from turnwise.cli import convert, mask, quickstart, rag, rewrite, tiny, train
+    from turnwise.cli import detect as detect_cli
     from turnwise.cli import eval as eval_cli
     from turnwise.cli import run as run_cli
     from turnwise.cli.command import stage_command
 
     app.command("convert")(convert.convert)
     for name, stage in (("generate", "generate"), ("simulate", "simulate"), ("ask-data", "ask_data"),
-                        ("detect", "detect"), ("capo", "capo"), ("score", "score"), ("bestofn", "bestofn")):
+                        ("capo", "capo"), ("score", "score"), ("bestofn", "bestofn")):
         app.command(name)(stage_command(stage))
     app.add_typer(train.app, name="train")
+    app.add_typer(detect_cli.app, name="detect")  # detect IN OUT (run), detect train
     app.add_typer(eval_cli.app, name="eval")  # multi-turn evaluation: answer, judge, report, run
     app.add_typer(rewrite.app, name="rewrite")  # multi-turn RAG: rewrite follow-ups, retrieve, answer
     app.add_typer(rag.app, name="rag")

@@ -13,23 +13,11 @@ file literally named ``eval`` or ``run`` needs the explicit ``run``). They are t
 
 from __future__ import annotations
 
-import click
 import typer
-from typer.core import TyperGroup
 
-from turnwise.cli.command import stage_command
+from turnwise.cli.command import RunByDefault, stage_command
 
-
-class _RunByDefault(TyperGroup):
-    """A group whose first argument, when it names no subcommand, goes to ``run``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-app = typer.Typer(cls=_RunByDefault, no_args_is_help=True, add_completion=False,
+app = typer.Typer(cls=RunByDefault, no_args_is_help=True, add_completion=False,
                   help="Rewrite follow-ups into self-contained queries (run), or score rewrites (eval). "
                        "`turnwise rewrite IN OUT ...` is short for `turnwise rewrite run IN OUT ...`.")
 app.command("run")(stage_command("rewrite"))

@@ -13,6 +13,8 @@ alpaca         ``{"instruction", "input", "output", "system", "history"}`` (LLaM
 mt-bench       FastChat's ``{"question_id", "category", "turns"}``: questions, no answers
 mt-bench-101   ``{"task", "id", "history": [{"user", "bot"}]}``
 mt-eval        ``{"conversation": [{"user", "sys"}]}``
+mudoco         MuDoCo-QR: a ``{"dialogs": {id: {"turns": [{"number", "utterance"}]}}}`` file, or JSONL of
+               ``{"dialog_id", "turns"}`` records
 trl-sft        TRL's conversational SFT ``{"messages"}`` (read like openai)
 trl-pref       TRL's conversational preference ``{"prompt", "chosen", "rejected"}``
 =============  ===========================================================================
@@ -50,6 +52,7 @@ FORMATS: dict[str, Format] = {
     "mt-bench": Format(bench.read_mt_bench, bench.write_mt_bench),
     "mt-bench-101": Format(bench.read_mt_bench_101, bench.write_mt_bench_101),
     "mt-eval": Format(bench.read_mt_eval, bench.write_mt_eval),
+    "mudoco": Format(bench.read_mudoco, bench.write_mudoco),
     "trl-sft": Format(chat.read_openai, chat.write_trl_sft),
     "trl-pref": Format(chat.read_trl_pref, chat.write_trl_pref),
 }
@@ -62,6 +65,7 @@ _SIGNATURES: dict[str, set[str]] = {
     "mt-bench": {"turns"},
     "mt-bench-101": {"task", "history"},
     "mt-eval": {"conversation"},
+    "mudoco": {"dialog_id", "turns"},
     "trl-pref": {"chosen", "rejected"},
 }
 
@@ -70,14 +74,15 @@ _SHOWN_RULES = 5  # rules listed in the one-line summary
 
 
 def detect_format(record: dict[str, Any]) -> str:
-    """The format a record is in, from its keys.
+    """The format a record is in, from its keys; of several that fit, the one whose keys include all the others'.
 
     Raises:
-        SchemaError: no format fits the keys, or more than one does.
+        SchemaError: no format fits the keys, or several do and none is the most specific.
     """
     matches = [name for name, keys in _SIGNATURES.items() if keys <= record.keys()]
-    if len(matches) == 1:
-        return matches[0]
+    specific = [m for m in matches if all(_SIGNATURES[o] <= _SIGNATURES[m] for o in matches)]
+    if len(specific) == 1:
+        return specific[0]
     if not matches:
         raise SchemaError(f"cannot tell the format from the keys {sorted(record)}; name it with --from "
                           f"(one of {', '.join(FORMATS)})")

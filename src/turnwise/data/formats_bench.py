@@ -130,14 +130,73 @@ def read_mt_eval(record: dict[str, Any], default_id: str) -> Conversation:
     return Conversation(default_id if rid is None else str(rid), messages, followups, meta)
 
 
+def _pop_turn_fields(meta: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """The per-turn extra fields kept in ``meta`` (removed from it), or empty ones when they do not fit ``n`` turns."""
+    fields = meta.pop(_TURN_FIELDS, None)
+    if isinstance(fields, list) and len(fields) == n and all(isinstance(f, dict) for f in fields):
+        return fields
+    return [{} for _ in range(n)]
+
+
 def write_mt_eval(item: Item) -> dict[str, Any]:
     conv = as_conversation(item)
     meta = dict(conv.meta)
     turns = to_turns(conv)
-    fields = meta.pop(_TURN_FIELDS, None)
-    if not (isinstance(fields, list) and len(fields) == len(turns) and all(isinstance(f, dict) for f in fields)):
-        fields = [{} for _ in turns]
+    fields = _pop_turn_fields(meta, len(turns))
     session = [{"user": user} | ({"sys": answer} if answer is not None else {}) | extra
                for (user, answer), extra in zip(turns, fields, strict=True)]
     record = {} if "question_id" in meta or "id" in meta else {"id": conv.id}
     return _with_system({**record, **meta, "conversation": session}, conv)
+
+
+def read_mudoco(record: dict[str, Any], default_id: str) -> Conversation:
+    """A MuDoCo-QR dialog, ``{"dialog_id", "turns": [{"number", "utterance", ...}], "split", ...}``.
+
+    Odd-numbered turns are the user's, even ones the system's; the id is ``dialog_id`` (the key of the dialog in
+    the ``{"dialogs": {...}}`` file, which :mod:`turnwise.data.io` reads as one record per dialog). Message ``k``
+    is always turn ``number`` k + 1: a number the data skips (some dialogs lack turns, some start at 2) becomes the
+    message ``[turn N is missing from the data]``, listed in ``meta["missing_turns"]``. A turn's other fields
+    (``rewrite_required``, ``named_entities``...) are kept in ``meta``.
+    """
+    turns = get(record, "turns", list)
+    by_number: dict[int, dict[str, Any]] = {}
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict) or not isinstance(turn.get("utterance"), str):
+            raise SchemaError(f"turns[{i}] must be an object with an 'utterance' string")
+        number = turn.get("number")
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            raise SchemaError(f"turns[{i}] has no positive integer 'number'")
+        if number in by_number:
+            raise SchemaError(f"turns[{i}] repeats turn number {number}")
+        by_number[number] = turn
+    if not by_number:
+        raise SchemaError("the dialog has no turns")
+    missing = [n for n in range(1, max(by_number) + 1) if n not in by_number]
+    messages: list[Message] = [
+        {"role": "user" if n % 2 else "assistant",
+         "content": by_number[n]["utterance"] if n in by_number else MISSING_TURN.format(n=n)}
+        for n in range(1, max(by_number) + 1)]
+    meta = _rest(record, ("turns", "dialog_id"))
+    fields = [{k: v for k, v in by_number.get(n, {}).items() if k not in ("number", "utterance")}
+              for n in range(1, len(messages) + 1)]
+    if any(fields):
+        meta[_TURN_FIELDS] = fields
+    if missing:
+        meta["missing_turns"] = missing
+    rid = get(record, "dialog_id", ID_TYPES, default=None)
+    return Conversation(default_id if rid is None else str(rid), messages, [], meta)
+
+
+MISSING_TURN = "[turn {n} is missing from the data]"
+
+
+def write_mudoco(item: Item) -> dict[str, Any]:
+    conv = as_conversation(item)
+    if conv.system is not None or conv.followups:
+        raise SchemaError("MuDoCo dialogs have no system message and no follow-ups")
+    meta = dict(conv.meta)
+    fields = _pop_turn_fields(meta, len(conv.messages))
+    missing = set(meta.pop("missing_turns", []) or [])
+    turns = [{"number": k + 1, "utterance": m["content"], **extra}
+             for k, (m, extra) in enumerate(zip(conv.messages, fields, strict=True)) if k + 1 not in missing]
+    return {"dialog_id": conv.id, **meta, "turns": turns}

@@ -5,7 +5,9 @@
         ...
     write_jsonl("out.jsonl", records)
 
-JSON Lines are streamed line by line (a 10 GB file is fine); a JSON array is loaded whole. Every problem
+JSON Lines are streamed line by line (a 10 GB file is fine); a JSON array is loaded whole. A file that is one
+JSON object spread over several lines is loaded whole too: a MuDoCo-QR file ``{"dialogs": {id: dialog}}`` gives
+one record per dialog, ``{"dialog_id": id, **dialog}``; any other object is one record. Every problem
 is an :class:`~turnwise.errors.InputError` naming the file, the 1-based line where the record starts and
 the rule broken. Problems with one record (a line of bad JSON, a record that is not an object) can be
 skipped by a caller that wants to (:func:`iter_records_lenient`); problems with the whole file (binary
@@ -53,8 +55,45 @@ def iter_records_lenient(path: str | Path) -> Iterator[tuple[int, dict[str, Any]
         first = _sniff(f, str(path))
         if first == b"[":
             yield from _iter_array(f, str(path))
+        elif first == b"{" and _spread_object(f):
+            yield from _iter_document(f, str(path))
         else:
             yield from _iter_lines(f, str(path))
+
+
+def _spread_object(f: IO[bytes]) -> bool:
+    """Whether the first non-empty line is not a whole JSON value (an object spread over lines); leaves ``f`` at 0."""
+    try:
+        for raw in f:
+            if raw.strip():
+                try:
+                    json.loads(raw.decode("utf-8", errors="replace").removeprefix("\ufeff"))
+                    return False
+                except json.JSONDecodeError:
+                    return True
+                except RecursionError:
+                    return False
+        return False
+    finally:
+        f.seek(0)
+
+
+def _iter_document(f: IO[bytes], path: str) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    data = f.read()
+    _check_text(data, 0, path, final=True)
+    try:
+        value = json.loads(data.decode("utf-8").removeprefix("\ufeff"))
+    except json.JSONDecodeError as exc:
+        raise InputError(path, exc.lineno, f"bad JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(path, 1, _TOO_DEEP) from None
+    dialogs = value.get("dialogs") if isinstance(value, dict) else None
+    if not isinstance(dialogs, dict):
+        yield 1, _as_record(value, path, 1)
+        return
+    for n, (key, dialog) in enumerate(dialogs.items(), start=1):
+        record = _as_record(dialog, path, n)
+        yield n, record if isinstance(record, InputError) else {"dialog_id": key, **record}
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:

@@ -1,7 +1,9 @@
 """The ``detect`` stage: label every user turn after the first as dependent on its history or standalone.
 
-    turnwise detect dialogues.jsonl detections.jsonl                               # cues alone, no model
+    turnwise detect dialogues.jsonl detections.jsonl                               # the default detector
+    turnwise detect dialogues.jsonl detections.jsonl --method rules                # the cue rules alone
     turnwise detect dialogues.jsonl detections.jsonl --judge-model M --base-url http://127.0.0.1:8000/v1
+    turnwise detect train detector/ --data canard_dev --data mudoco_news --data my_labels.jsonl
 
     - name: detect                    # in a recipe
       kind: detect
@@ -9,8 +11,10 @@
       models: {judge: judge}          # optional
       settings: {lang: en}
 
-Cues in English and Chinese decide alone; with a ``judge`` model an LLM judge confirms or rejects the cue decision
-of the turns ``judge_on`` selects. Writes ``OUT`` (per conversation ``turns: [{index, dependent, confidence,
+``method``: ``learned`` (a logistic regression over MiniLM embeddings and the cues, :mod:`turnwise.detect.learned`;
+the package ships one, ``detector_model`` loads another) or ``rules`` (the hand-set cue weights); with a ``judge``
+model an LLM judge confirms or rejects the decision of the turns ``judge_on`` selects (``rules+judge`` and
+``learned+judge`` insist on one). Writes ``OUT`` (per conversation ``turns: [{index, dependent, confidence,
 evidence}]``) and ``OUT.manifest.json``.
 """
 
@@ -33,6 +37,11 @@ class DetectSettings:
     """Settings of ``detect``.
 
     Attributes:
+        method: ``learned``, ``rules``, ``learned+judge`` or ``rules+judge`` (the last two need a judge model).
+        detector_model: a folder written by ``turnwise detect train`` (default: the model the package ships).
+        threshold: the learned detector's probability above which a turn is dependent (default: the model's, 0.5);
+            raise it for precision-leaning CaPO data.
+        batch_size: conversations labelled at once (the learned detector embeds them in one pass).
         lang: cue (and judge prompt) language: ``en`` or ``zh`` for every conversation, or ``auto`` (per
             conversation, from its user turns).
         judge: how the LLM judge is asked, when the stage has a ``judge`` model (else the cues decide alone).
@@ -43,6 +52,10 @@ class DetectSettings:
         max_in_flight: conversations in work at once.
     """
 
+    method: str = "learned"
+    detector_model: str | None = None
+    threshold: float | None = None
+    batch_size: int = 64
     lang: str = "auto"
     judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={"cli": ""})
     limit: int = 0
@@ -56,24 +69,47 @@ class DetectSettings:
 
         if self.lang not in ("auto", "en", "zh"):
             raise ConfigError(f"lang must be auto, en or zh, got {self.lang!r}")
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if self.method == "rules" and (self.detector_model or self.threshold is not None):
+            raise ConfigError("detector_model and threshold belong to the learned detector, not to method rules")
+
+
+METHODS = ("learned", "rules", "learned+judge", "rules+judge")
+
+
+def make_detector(s: DetectSettings) -> Any:
+    """The detector ``s`` asks for: the cue rules, or a learned model (the shipped one unless named)."""
+    from turnwise.detect import RuleDetector
+    from turnwise.detect.learned import LearnedDetector
+
+    if s.method.startswith("rules"):
+        return RuleDetector()
+    return LearnedDetector.load(s.detector_model).with_threshold(s.threshold)
 
 
 def detect(ctx: StageContext) -> StageResult:
     from turnwise.detect import DetectConfig, run_detect
+    from turnwise.detect.stage import detector_name
+    from turnwise.errors import ConfigError
     from turnwise.prompts import search_path
     from turnwise.records import read_stage_output
 
     s = ctx.settings
+    if s.method.endswith("+judge") and "judge" not in ctx.models:
+        raise ConfigError(f"method {s.method} needs a judge model (--judge-model, or models: {{judge: ...}})")
     conversations = ctx.conversations("dialogues")
-    config = DetectConfig(lang=None if s.lang == "auto" else s.lang, judge=s.judge if "judge" in ctx.models else None,
-                          search_path=search_path(s.template_dir))
+    config = DetectConfig(detector=make_detector(s), lang=None if s.lang == "auto" else s.lang,
+                          judge=s.judge if "judge" in ctx.models else None, search_path=search_path(s.template_dir))
     ctx.total(len(conversations))
 
     async def go() -> dict[str, Any]:
         async with ctx.open_models("judge") as (judge,):
             with ctx.records("detections") as run:
                 result = await run_detect(conversations, run.store, config, judge, max_in_flight=s.max_in_flight,
-                                          on_record=lambda _: ctx.advance())
+                                          on_record=lambda _: ctx.advance(), batch_size=s.batch_size)
                 run.cost = result.cost.to_dict()
                 run.fields["turns"] = {"labelled": result.turns, "dependent": result.dependent,
                                        "judged": result.judged, "judge_failures": result.judge_failures}
@@ -87,8 +123,8 @@ def detect(ctx: StageContext) -> StageResult:
     counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "filtered", "failed")}
     read = replies(records)
     summary = (f"context-dependent: {dependent} of {len(turns)} follow-up turns ({percent(dependent, len(turns))}) in "
-               f"{len(records)} conversations" + (f"; {judged} decided by the judge; {replies_line(read)}"
-                                                  if "judge" in ctx.models else ""))
+               f"{len(records)} conversations ({detector_name(config.detector)})"
+               + (f"; {judged} decided by the judge; {replies_line(read)}" if "judge" in ctx.models else ""))
     example = next((e["raw"] for t in turns for e in t["evidence"] if e.get("cue") == "judge" and e.get("raw")), None)
     return StageResult(ctx.outputs(), summary, counts=counts, cost=cost,
                        numbers={"turns": len(turns), "dependent": dependent, "judged": judged, "replies": read,
@@ -102,7 +138,7 @@ def replies(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"judge verdict": tally(outcomes)}
 
 
-STAGE = Stage("detect", "Label every follow-up user turn as context-dependent or standalone (cues, optional judge).",
+STAGE = Stage("detect", "Label every follow-up user turn as context-dependent or standalone (learned or rules; judge).",
               DetectSettings, detect, inputs=(Port("dialogues", CONVERSATIONS),),
               models=(Port("judge", "an LLM judge that confirms the cues", required=False),),
               outputs=(Output("detections", "detections.jsonl", "per conversation, a label for every follow-up turn"),))

@@ -104,6 +104,10 @@ class RuleDetector:
         """Label one turn given the texts of the messages before it."""
         return self.decide(index, find_cues(turn, history, lang))
 
+    def label_batch(self, conversations: Sequence[tuple[Sequence[Message], str]]) -> list[list[TurnDecision]]:
+        """Label every user turn after the first of each ``(messages, lang)`` (as the learned detector does)."""
+        return [detect_messages(messages, self, lang) for messages, lang in conversations]
+
 
 def user_turns_after_first(messages: Sequence[Message]) -> list[int]:
     """Positions of the user turns that have a user turn before them (the ones that can depend on history)."""

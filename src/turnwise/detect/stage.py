@@ -1,6 +1,7 @@
 """The detect stage: label every user turn after the first as dependent on its history or standalone.
 
-    turnwise detect dialogues.jsonl detections.jsonl                          # cues only, no model
+    turnwise detect dialogues.jsonl detections.jsonl                          # the learned detector
+    turnwise detect dialogues.jsonl detections.jsonl --method rules           # the cue rules alone
     turnwise detect dialogues.jsonl detections.jsonl --judge-model M --base-url URL   # + LLM judge
 
 One record per conversation: ``{id, status, turns: [{index, dependent, confidence, evidence, score,
@@ -11,13 +12,14 @@ the record ``failed`` (``--retry-failed`` asks again); a conversation with one u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from turnwise.data.schema import Conversation, Message
 from turnwise.detect.judge import JudgeConfig, judge_decisions
-from turnwise.detect.rules import RuleDetector, detect_messages
+from turnwise.detect.rules import RuleDetector, TurnDecision
 from turnwise.detect.text import language
 from turnwise.errors import ConfigError
 from turnwise.models.base import ChatModel
@@ -25,18 +27,30 @@ from turnwise.records import RecordStore, make_record
 from turnwise.stage.runner import Cost, run_bounded, unfinished
 
 
+class Detector(Protocol):
+    """What labels turns: :class:`RuleDetector` or :class:`turnwise.detect.learned.LearnedDetector`."""
+
+    def label_batch(self, conversations: Sequence[tuple[Sequence[Message], str]]) -> list[list[TurnDecision]]: ...
+
+
+def detector_name(detector: Detector) -> str:
+    """``rules``, or ``learned:`` and the first 12 hex digits of the model's sha256."""
+    digest = getattr(detector, "digest", None)
+    return f"learned:{digest[:12]}" if digest else "rules"
+
+
 @dataclass(frozen=True)
 class DetectConfig:
     """Settings of the detect stage.
 
     Attributes:
-        detector: the cue rules and their weights.
+        detector: the cue rules (:class:`RuleDetector`) or a learned detector.
         lang: ``en`` or ``zh`` for every conversation; None detects it per conversation from its user turns.
         judge: how to ask the LLM judge; None runs the cues alone.
         search_path: template folders searched before the package's own (``detect/judge.<lang>.jinja``).
     """
 
-    detector: RuleDetector = field(default_factory=RuleDetector)
+    detector: Detector = field(default_factory=RuleDetector)
     lang: str | None = None
     judge: JudgeConfig | None = None
     search_path: tuple[str, ...] = ()
@@ -60,14 +74,19 @@ def conversation_language(messages: list[Message]) -> str:
 
 
 async def detect_conversation(
-    conv: Conversation, config: DetectConfig, judge_model: ChatModel | None = None
+    conv: Conversation, config: DetectConfig, judge_model: ChatModel | None = None,
+    decisions: list[TurnDecision] | None = None,
 ) -> dict[str, Any]:
-    """Label the conversation's turns (and ask the judge where configured); return the stage record."""
+    """Label the conversation's turns (and ask the judge where configured); return the stage record.
+
+    ``decisions``: the detector's, when the caller labelled a batch of conversations at once.
+    """
     lang = config.lang or conversation_language(conv.messages)
-    decisions = detect_messages(conv.messages, config.detector, lang)
+    if decisions is None:
+        [decisions] = config.detector.label_batch([(conv.messages, lang)])
     # The input's own cost (e.g. a simulation's) is not this stage's: it stays with the input record.
-    meta: dict[str, Any] = {**{k: v for k, v in conv.meta.items() if k != "cost"}, "detector": "rules",
-                            "cost": Cost().to_dict()}
+    meta: dict[str, Any] = {**{k: v for k, v in conv.meta.items() if k != "cost"},
+                            "detector": detector_name(config.detector), "cost": Cost().to_dict()}
     if not decisions:
         return make_record(conv.id, "filtered", {"turns": [], "lang": lang}, reason="no user turn after the first",
                            meta=meta)
@@ -94,6 +113,7 @@ async def run_detect(
     *,
     max_in_flight: int = 64,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    batch_size: int = 64,
 ) -> DetectResult:
     """Label every conversation not yet in ``store``; each record is written as soon as it is done.
 
@@ -104,19 +124,38 @@ async def run_detect(
         judge_model: the judge (wrap it in CachedChatModel); required when ``config.judge`` is set.
         max_in_flight: conversations in work at once.
         on_record: called with each record written (progress bars).
+        batch_size: conversations the detector labels at once (the learned one embeds them in one pass).
     """
     if config.judge is not None and judge_model is None:
         raise ConfigError("the judge is configured but no judge model was given")
     result = DetectResult()
-    async def work(conv: Conversation) -> None:
-        record = await detect_conversation(conv, config, judge_model)
+
+    async def work(item: tuple[Conversation, list[TurnDecision]]) -> None:
+        record = await detect_conversation(item[0], config, judge_model, item[1])
         store.append(record)
         _count(result, record)
         if on_record is not None:
             on_record(record)
 
-    await run_bounded(unfinished(conversations, store.done, "conversation"), work, max_in_flight)
+    pending = unfinished(conversations, store.done, "conversation")
+    for chunk in _chunks(pending, max(batch_size, 1)):
+        langs = [config.lang or conversation_language(c.messages) for c in chunk]
+        # The learned detector's forward passes run in a thread, off the event loop that carries the judge's calls.
+        labelled = await asyncio.to_thread(config.detector.label_batch,
+                                           [(c.messages, lang) for c, lang in zip(chunk, langs, strict=True)])
+        await run_bounded(list(zip(chunk, labelled, strict=True)), work, max_in_flight)
     return result
+
+
+def _chunks(items: Iterable[Conversation], size: int) -> Iterator[list[Conversation]]:
+    chunk: list[Conversation] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _count(result: DetectResult, record: dict[str, Any]) -> None:
