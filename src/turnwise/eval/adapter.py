@@ -38,7 +38,7 @@ class AnswerSettings:
 
     Attributes:
         benchmark: the file's benchmark: ``auto`` (from its first record), ``mt-bench``, ``mt-eval``,
-            ``mt-bench-101`` or ``turns`` (docs/eval.md).
+            ``mt-bench-101``, ``multichallenge`` or ``turns`` (docs/eval.md).
         references: MT-Bench references: ``auto`` (FastChat's reference_answer/gpt-4.jsonl beside the questions),
             ``question``, ``none``, or a FastChat answer file.
         limit: only the first N dialogues (0 = all).
@@ -47,6 +47,9 @@ class AnswerSettings:
         max_tokens: most new tokens per answer.
         top_p: nucleus sampling mass.
         seed: sampling seed, where the backend honours one.
+        attempts: answers per dialogue (records ``ID#k``; attempt k samples with seed ``seed + k - 1``, 0 when no
+            seed is set, so that each is its own sample and its own cache entry); MultiChallenge reports any-of-N
+            and all-of-N over them.
         max_in_flight: dialogues in progress at once.
     """
 
@@ -57,6 +60,7 @@ class AnswerSettings:
     max_tokens: int = 1024
     top_p: float = 1.0
     seed: int | None = None
+    attempts: int = 1
     max_in_flight: int = 256
 
     def answer_config(self, name: str) -> Any:
@@ -66,9 +70,15 @@ class AnswerSettings:
                             seed=self.seed)
 
     def items(self, path: Any) -> list[Any]:
+        from turnwise.eval.answer import with_attempts
         from turnwise.eval.benchmarks import load_benchmark
 
-        return load_benchmark(path, self.benchmark, references=self.references, limit=self.limit or None)
+        if self.attempts < 1:
+            from turnwise.errors import ConfigError
+
+            raise ConfigError(f"attempts must be at least 1, got {self.attempts}")
+        items = load_benchmark(path, self.benchmark, references=self.references, limit=self.limit or None)
+        return with_attempts(items, self.attempts)
 
 
 @dataclass
@@ -151,7 +161,8 @@ def replies(records: list[dict[str, Any]]) -> dict[str, Any]:
             if pairwise:  # one call per order
                 out.setdefault("pairwise verdict", []).extend((v is not None, reason) for v in entry["verdicts"])
             else:
-                out.setdefault("rating", []).append((entry.get("failure") != "judge", reason))
+                kind = "YES/NO verdict" if "pass_criteria" in entry else "rating"
+                out.setdefault(kind, []).append((entry.get("failure") != "judge", reason))
     return {name: tally(found) for name, found in out.items()}
 
 
@@ -199,7 +210,7 @@ def eval_judge(ctx: StageContext) -> StageResult:
     from turnwise.eval.pairwise import run_pairwise
 
     s = ctx.settings
-    records = load_answers(ctx.input("answers"))
+    records = load_answers(ctx.input("answers"), ctx.input("questions") if ctx.has_input("questions") else None)
     baseline = {r["id"]: r for r in load_answers(ctx.input("baseline"))} if ctx.has_input("baseline") else None
     ctx.total(len(records))
 
@@ -277,10 +288,14 @@ ANSWER = Stage("eval_answer", "Answer every dialogue turn by turn with the model
                EvalAnswerSettings, eval_answer, inputs=(BENCHMARK,), models=(Port("model", "the model to evaluate"),),
                outputs=(Output("answers", "answers.jsonl", "one record per dialogue, every turn answered"),),
                primary="model")
-JUDGE = Stage("eval_judge", "Grade every judged turn 1–10, or compare with a baseline in both orders.", JudgeSettings,
-              eval_judge, inputs=(Port("answers", "answer records written by eval_answer"),
+JUDGE = Stage("eval_judge", "Grade every judged turn 1–10 (MultiChallenge: YES/NO), or compare with a baseline in both "
+              "orders.", JudgeSettings,
+              eval_judge, inputs=(Port("answers", "answer records written by eval_answer, or MultiChallenge responses "
+                                                  "in the published layout"),
                                   Port("baseline", "a baseline's answer records: compare pairwise (both orders) "
-                                                   "instead of grading", required=False)),
+                                                   "instead of grading", required=False),
+                                  Port("questions", "MultiChallenge's benchmark_questions.jsonl, for a published "
+                                                    "responses file (default: beside it)", required=False)),
               models=(_JUDGE,),
               outputs=(Output("judgements", "judgements.jsonl", "one record per dialogue, a verdict per turn"),))
 STAGE = Stage("eval", "Answer held-out dialogues turn by turn with each model's own history; judge every turn.",

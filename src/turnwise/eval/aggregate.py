@@ -88,9 +88,14 @@ def summarize_single(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         failed += _failures(record.get("scores", []))
     turns = {k: plain_stat(per_turn[k]) for k in sorted(per_turn)}
     categories, overall = (_min_scores if aggregate == "min" else _mean_scores)(records)
-    return {"aggregate": aggregate, "turns": turns, "categories": categories, "overall": overall,
-            "dialogues": len(records), "judged": sum(len(r.get("scores", [])) for r in records),
-            "failed": {"answer": failed["answer"], "judge": failed["judge"], "total": sum(failed.values())}}
+    summary = {"aggregate": aggregate, "turns": turns, "categories": categories, "overall": overall,
+               "dialogues": len(records), "judged": sum(len(r.get("scores", [])) for r in records),
+               "failed": {"answer": failed["answer"], "judge": failed["judge"], "total": sum(failed.values())}}
+    if records and records[0]["benchmark"] == "multichallenge":  # pass rates per axis, any-of-N, all-of-N
+        from turnwise.eval.multichallenge import summarize
+
+        summary["multichallenge"] = summarize(records)
+    return summary
 
 
 def _by_category(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -86,15 +86,27 @@ class StageTotals:
         self.cost += Cost(**record["meta"]["cost"])
 
 
+def with_attempts(items: Iterable[EvalItem], attempts: int) -> list[EvalItem]:
+    """Each item ``attempts`` times, as ``ID#k`` with ``meta["item"]`` and ``meta["attempt"]`` (once: unchanged)."""
+    if attempts <= 1:
+        return list(items)
+    return [replace(item, id=f"{item.id}#{k}", meta={**item.meta, "item": item.id, "attempt": k})
+            for item in items for k in range(1, attempts + 1)]
+
+
 async def answer_item(item: EvalItem, model: ChatModel, config: AnswerConfig) -> dict[str, Any]:
     """Answer one dialogue (own or gold history); return its answer record."""
     settings = config.settings(item.category)
+    attempt = item.meta.get("attempt")
+    if isinstance(attempt, int):  # each attempt its own sample (and its own cache entry)
+        settings = replace(settings, seed=(config.seed or 0) + attempt - 1)
     if item.history == "own":
         answers, cost, reason = await _own(item, model, settings)
     else:
         answers, cost, reason = await _gold(item, model, settings)
     meta = {"model": {"backend": model.backend, "model": model.model}, "name": config.name or model.model,
-            "temperature": settings.temperature, "cost": cost.to_dict(), "source": item.meta}
+            "temperature": settings.temperature, "cost": cost.to_dict(), "source": item.meta,
+            **{k: item.meta[k] for k in ("item", "attempt") if k in item.meta}}
     payload = {**item.to_payload(), "answers": answers}
     return make_record(item.id, "failed" if reason else "ok", payload, reason=reason, meta=meta)
 
@@ -164,8 +176,22 @@ async def run_answer(
 ANSWER_KEYS = ("benchmark", "category", "turns", "judged", "answers")
 
 
-def load_answers(path: str | Path) -> list[dict[str, Any]]:
-    """The records of an answer file; a file `eval answer` did not write raises InputError naming it."""
+def load_answers(path: str | Path, questions: str | Path | None = None) -> list[dict[str, Any]]:
+    """The records of an answer file; a file `eval answer` did not write raises InputError naming it.
+
+    A MultiChallenge responses file in the published layout (``{"QUESTION_ID", "RESPONSE"}``) is read as answer
+    records too, with the benchmark's ``questions`` (default: ``benchmark_questions.jsonl`` beside it).
+    """
+    from turnwise.data.io import iter_records
+    from turnwise.eval import multichallenge
+
+    first = next((record for _, record in iter_records(path)), None)
+    if first is not None and multichallenge.is_response(first):
+        source = Path(questions) if questions else multichallenge.questions_beside(path)
+        if not source.is_file():
+            raise InputError(str(path), None, f"MultiChallenge responses need the benchmark's questions: {source} "
+                                              "not found (--questions FILE)")
+        return multichallenge.read_responses(path, multichallenge.load_multichallenge(source))
     records = read_stage_output(path)
     for record in records:
         missing = [k for k in ANSWER_KEYS if k not in record]

@@ -16,6 +16,8 @@ on bad input); this module adds what evaluation needs on top:
   in the tasks where it only sets the scene (FR, CR, AR, SA, SC, CM), and the gold answer of the judged
   turn is the reference in the reasoning tasks (MR, GR), as OpenCompass's MT-Bench-101 loader does.
 - **turns**: turnwise's own format, see :mod:`turnwise.eval.turns_format`.
+- **multichallenge** (``benchmark_questions.jsonl``): a given history and a final user turn, judged YES/NO
+  against a rubric question, see :mod:`turnwise.eval.multichallenge`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def detect_benchmark(record: dict) -> str:
         SchemaError: no benchmark fits.
     """
     keys = set(record)
+    if {"QUESTION_ID", "AXIS", "CONVERSATION"} <= keys:
+        return "multichallenge"
     if {"task", "history"} <= keys:
         return "mt-bench-101"
     if "conversation" in keys:
@@ -82,6 +86,10 @@ def load_benchmark(path: str | Path, benchmark: str = "auto", *, references: str
         raise ConfigError(f"unknown benchmark {name!r} (expected auto or one of {', '.join(BENCHMARKS)})")
     if name == "turns":
         items = read_turns(path)
+    elif name == "multichallenge":
+        from turnwise.eval.multichallenge import load_multichallenge
+
+        items = load_multichallenge(path)
     else:
         fmt = {"mt-bench": "mt-bench", "mt-eval": "mt-eval", "mt-bench-101": "mt-bench-101"}[name]
         conversations, _ = read_records(path, fmt)

@@ -44,6 +44,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "mt-bench-101": Benchmark("mt-bench-101", "gold", "min",
                               "Bai et al. 2024 (arXiv 2402.14762), mtbench101/mt-bench-101"),
     "turns": Benchmark("turns", "own", "mean", "turnwise's N-turn JSONL format (docs/eval.md)"),
+    "multichallenge": Benchmark("multichallenge", "gold", "mean",
+                                "Sirdeshmukh et al. 2025 (arXiv 2501.17399), ekwinox117/multi-challenge"),
 }
 
 

@@ -85,6 +85,10 @@ async def grade_turn(judge: Judge, item: EvalItem, answers: list[str | None], tu
     if any(a is None for a in shown):
         return missing_answer(turn, answer_reason), Cost()
     lang = resolve_lang(config.lang, item.turns[0])
+    if item.benchmark == "multichallenge":  # a YES/NO rubric question about the final response
+        from turnwise.eval.multichallenge import rubric_entry
+
+        return await rubric_entry(judge, item, shown[-1], turn, lang, config.keep_text)  # type: ignore[arg-type]
     messages = judge.messages(config.single_template, lang, answers=shown, **prompt_variables(item, turn))
     verdict = await judge.ask_messages(messages, rating_reply(config.low, config.high), lang)
     entry: dict[str, Any] = {"turn": turn, "score": verdict.value, "attempts": verdict.attempts}
@@ -119,8 +123,9 @@ async def grade_record(answer_record: dict[str, Any], judge: Judge, config: Eval
     payload = {"mode": "single", "benchmark": item.benchmark, "category": item.category,
                "model": answer_record["meta"].get("name", "model"), "judge": judge.model.model,
                "turns": item.turns, "answers": answers, "scores": entries}
-    meta = {"cost": cost.to_dict(), "lang": resolve_lang(config.lang, item.turns[0]),
-            "template": config.single_template}
+    template = "eval/rubric" if item.benchmark == "multichallenge" else config.single_template
+    meta = {"cost": cost.to_dict(), "lang": resolve_lang(config.lang, item.turns[0]), "template": template,
+            **{k: answer_record["meta"][k] for k in ("item", "attempt") if k in answer_record["meta"]}}
     return make_record(item.id, "failed" if reason else "ok", payload, reason=reason, meta=meta)
 
 

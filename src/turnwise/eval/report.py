@@ -28,6 +28,8 @@ def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """Every judgement record of the files, in order; a file that is not one raises InputError."""
     records = []
     for path in paths:
+        if not Path(path).is_file():
+            raise InputError(str(path), None, "no such judgement file")
         for record in read_stage_output(path):
             if record.get("mode") not in ("single", "pairwise"):
                 raise InputError(str(path), f"record {record['id']!r}", "not an eval judgement (no mode: single or "
@@ -153,6 +155,11 @@ def markdown(report: dict[str, Any]) -> str:
     parts = []
     for bench, summaries in by_benchmark(report, "single").items():
         judges = ", ".join(sorted({str(s["judge"]) for s in summaries}))
+        if bench == "multichallenge":
+            from turnwise.eval.multichallenge import markdown as rubric_markdown
+
+            parts += [rubric_markdown(s["multichallenge"], str(s["model"]), str(s["judge"])) for s in summaries]
+            continue
         how = "mean of judged turns"
         if summaries[0]["aggregate"] == "min":
             how = "mean over tasks of each dialogue's lowest turn"

@@ -8,7 +8,9 @@
 
 It reads the prompts of the ``eval/single`` and ``eval/pairwise`` templates (English or Chinese) back into
 a :class:`JudgePrompt` (questions, the answers shown, which turn is graded) and replies in the format the
-strict parsers expect: ``Rating: [[x]]`` or ``[[A]]``/``[[B]]``/``[[C]]``. A table entry that is a string
+strict parsers expect: ``Rating: [[x]]`` or ``[[A]]``/``[[B]]``/``[[C]]``. To an ``eval/rubric`` prompt
+(MultiChallenge) it answers ``[[YES]]`` or ``[[NO]]``: ``rubric(response, criteria)``, by default
+:func:`hash_verdict`. A table entry that is a string
 is sent as the reply verbatim (to script unparseable replies). Anything that is not a judge prompt gets
 ``answer to: <last user turn>`` (so one server can play the evaluated model and the judge).
 
@@ -111,6 +113,14 @@ def hash_rating(prompt: JudgePrompt) -> float:
     return float(1 + int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 10)
 
 
+_RUBRIC = re.compile(r"<MODEL_RESPONSE>\n(.*)\n</MODEL_RESPONSE>.*<CRITERIA>\n(.*)\n</CRITERIA>", re.S)
+
+
+def hash_verdict(response: str, criteria: str) -> str:
+    """A deterministic YES or NO from the response and the rubric question."""
+    return "YES" if int(hashlib.sha256(f"{response}\0{criteria}".encode()).hexdigest()[:8], 16) % 2 else "NO"
+
+
 def longer_answer(prompt: JudgePrompt) -> str:
     """Pairwise default: the longer last answer wins; equal lengths tie."""
     a, b = len(prompt.answers[-1]), len(prompt.answers_b[-1])  # type: ignore[index]
@@ -126,6 +136,8 @@ class ScriptedEvalJudge:
 
     Args:
         rate: ``fn(prompt) -> rating`` (or a raw reply string); default :func:`hash_rating`.
+        rubric: ``fn(response, criteria) -> "YES" | "NO"`` (or a raw reply string) for rubric prompts; default
+            :func:`hash_verdict`.
         table: first question → one entry per turn (a rating, or a raw reply string); it wins over ``rate``.
         default: the rating for dialogues missing from ``table`` (None: fall back to ``rate``).
         prefer: pairwise verdict: ``first`` (always position A), ``second``, ``tie``, or ``fn(prompt) -> A|B|C``;
@@ -133,8 +145,10 @@ class ScriptedEvalJudge:
     """
 
     def __init__(self, rate: Rate | None = None, *, table: Mapping[str, Sequence[float | str]] | None = None,
-                 default: float | None = None, prefer: str | Prefer | None = None):
+                 default: float | None = None, prefer: str | Prefer | None = None,
+                 rubric: Callable[[str, str], str] | None = None):
         self.rate = rate or hash_rating
+        self.rubric = rubric or hash_verdict
         self.table = dict(table or {})
         self.default = default
         fixed = {"first": "A", "second": "B", "tie": "C"}
@@ -143,10 +157,15 @@ class ScriptedEvalJudge:
             self.prefer: Prefer = lambda _: verdict
         else:
             self.prefer = prefer or longer_answer
-        self.calls = {"single": 0, "pairwise": 0, "answer": 0}
+        self.calls = {"single": 0, "pairwise": 0, "answer": 0, "rubric": 0}
 
     def reply(self, messages: list[Message]) -> str:
         """The reply to a conversation (the FakeChatModel ``reply`` hook)."""
+        rubric = _RUBRIC.search(messages[-1]["content"])
+        if rubric is not None:
+            self.calls["rubric"] += 1
+            verdict = self.rubric(rubric.group(1), rubric.group(2))
+            return verdict if verdict not in ("YES", "NO") else f"Scripted check of the criteria.\n\n[[{verdict}]]"
         prompt = parse_prompt(messages[-1]["content"])
         if prompt is None:
             self.calls["answer"] += 1
