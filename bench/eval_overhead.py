@@ -1,4 +1,4 @@
-"""python bench/eval_overhead.py
+"""python bench/eval_overhead.py [--benchmark multichallenge]
 
 How close does `turnwise eval run` (answer and judge MT-Bench, dialogue by dialogue) come to the best any
 client could do against the same servers?
@@ -32,6 +32,11 @@ clock starts; everything else (cache, record files, connections) is timed. For c
 runs as two global phases (`eval answer` over everything, then `eval judge` over everything), each
 phase's tail leaving the server part idle.
 
+``--benchmark multichallenge`` runs MultiChallenge's 273 items instead
+(``../shared/data/multichallenge/benchmark_questions.jsonl``): each answers its final turn after the given history
+and is judged once with the YES/NO rubric prompt, so chain(d) = a(d) + j(d), the rubric call matched to its answer
+by the response it judges.
+
 The last line is key=value pairs for scripts::
 
     ratio=1.08 wall_s=1.12 bound_s=1.04 chain_s=0.52 calls=320 ... baseline_ratio=1.25
@@ -57,7 +62,7 @@ from turnwise.eval.benchmarks import load_benchmark
 from turnwise.eval.items import EvalItem
 from turnwise.eval.judge import EvalJudgeConfig, run_judge
 from turnwise.eval.pipeline import run_eval
-from turnwise.eval.scripted import ScriptedEvalJudge, parse_prompt
+from turnwise.eval.scripted import RUBRIC_PROMPT, ScriptedEvalJudge, parse_prompt
 from turnwise.judge.core import Judge
 from turnwise.models.base import ModelSpec
 from turnwise.models.cache import CachedChatModel, ResponseCache
@@ -68,6 +73,7 @@ from turnwise.testing.scripted_runner import stop_process
 from turnwise.testing.scripted_server import ScriptedServer, ServerConfig, start
 
 QUESTIONS = Path("../shared/data/mt_bench/question.jsonl")
+MULTICHALLENGE = Path("../shared/data/multichallenge/benchmark_questions.jsonl")
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,6 +83,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--jitter-ms", type=float, default=80.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baseline", action="store_true", help="skip the two-phase run")
+    p.add_argument("--benchmark", choices=["mt-bench", "multichallenge"], default="mt-bench")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server process
     return p.parse_args()
 
@@ -139,7 +146,11 @@ def call(root: str, path: str, method: str = "GET") -> Any:
 # ------------------------------------------------------------------------------------------ client
 
 
-def load_items() -> tuple[list, str]:
+def load_items(benchmark: str = "mt-bench") -> tuple[list, str]:
+    if benchmark == "multichallenge":
+        if not MULTICHALLENGE.is_file():
+            raise SystemExit(f"no {MULTICHALLENGE} (run from the repository root with ../shared beside it)")
+        return load_benchmark(MULTICHALLENGE, "multichallenge"), "multichallenge"
     if QUESTIONS.is_file():
         return load_benchmark(QUESTIONS, "mt-bench", references="none"), "mt-bench"
     cats = ["writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"]
@@ -178,22 +189,32 @@ def bound_of(trace: list[dict[str, Any]], capacity: int) -> dict[str, float]:
     """The bound of the module docstring from the server's trace of (messages, service time)."""
     answers: dict[tuple[str, int], float] = {}
     judged: dict[tuple[str, int], float] = {}
+    rubric: dict[str, float] = {}  # MultiChallenge: the judged response -> its judge call's time
+    replies: dict[str, tuple[str, int]] = {}  # the scripted answer -> its answer call
     for entry in trace:
         messages = entry["messages"]
+        judged_response = RUBRIC_PROMPT.search(messages[-1]["content"])
         prompt = parse_prompt(messages[-1]["content"])
-        if prompt is None:
+        if judged_response is not None:
+            rubric[judged_response.group(1)] = entry["latency_s"]
+        elif prompt is None:
             users = [m["content"] for m in messages if m["role"] == "user"]
             answers[(users[0], len(users))] = entry["latency_s"]
+            replies[f"answer to: {messages[-1]['content']}"] = (users[0], len(users))
         else:
             judged[(prompt.questions[0], prompt.turn)] = entry["latency_s"]
     chains: dict[str, float] = {}
     for (dialogue, turn), j in judged.items():
         upto = sum(a for (d, k), a in answers.items() if d == dialogue and k <= turn)
         chains[dialogue] = max(chains.get(dialogue, 0.0), upto + j)
+    for response, j in rubric.items():  # a gold history: the one answer, then its judgement
+        key = replies.get(response)
+        if key is not None:
+            chains[f"{key}"] = max(chains.get(f"{key}", 0.0), answers[key] + j)
     total = sum(e["latency_s"] for e in trace)
     chain = max(chains.values(), default=0.0)
     return {"bound_s": max(chain, total / capacity), "chain_s": chain, "work_s": total / capacity,
-            "calls": len(trace), "answer_calls": len(answers), "judge_calls": len(judged)}
+            "calls": len(trace), "answer_calls": len(answers), "judge_calls": len(judged) + len(rubric)}
 
 
 def warm_up() -> None:
@@ -219,7 +240,7 @@ def main() -> None:
     if args.serve:
         serve(args)
         return
-    items, source = load_items()
+    items, source = load_items(args.benchmark)
     warm_up()
     rows: dict[str, dict[str, Any]] = {}
     with server_process(args) as base_url:

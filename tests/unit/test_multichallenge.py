@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from turnwise.cli.main import main
 from turnwise.errors import InputError
 from turnwise.eval.benchmarks import load_benchmark
 from turnwise.eval.judge import EvalJudgeConfig, grade_record
 from turnwise.eval.multichallenge import load_multichallenge, read_responses, summarize
 from turnwise.judge.core import Judge, RetryPolicy
 from turnwise.records import read_stage_output
+from turnwise.testing.cli import exit_code as run
 from turnwise.testing.fake import FakeChatModel
 
 SCRIPTED = ["--judge-backend", "turnwise.eval.scripted:ScriptedEvalJudgeModel", "--judge-model", "scripted"]
@@ -25,13 +25,6 @@ ITEM = {"QUESTION_ID": "q1", "AXIS": "INFERENCE_MEMORY", "TARGET_QUESTION": "Doe
                          {"role": "assistant", "content": "Noted."},
                          {"role": "user", "content": "Suggest a dessert."}]}
 
-
-def run(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_all_273_items_are_read_with_their_axes(shared_data: Path) -> None:

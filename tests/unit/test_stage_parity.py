@@ -32,7 +32,8 @@ EVAL = "turnwise.eval.scripted:ScriptedEvalJudgeModel"
 COMMANDS = {"generate": ["generate"], "simulate": ["simulate"], "ask_data": ["ask-data"], "detect": ["detect", "run"],
             "capo": ["capo"], "score": ["score"], "bestofn": ["bestofn"], "train_sft": ["train", "sft"],
             "train_ask": ["train", "ask"], "train_dpo": ["train", "dpo"], "eval": ["eval", "run"],
-            "eval_answer": ["eval", "answer"], "eval_judge": ["eval", "judge"], "rewrite": ["rewrite", "run"],
+            "eval_answer": ["eval", "answer"], "eval_judge": ["eval", "judge"], "eval_sharded": ["eval", "sharded"],
+            "rewrite": ["rewrite", "run"],
             "rewrite_eval": ["rewrite", "eval"], "rag": ["rag", "batch"], "rag_index": ["rag", "index"]}
 RECIPE_ONLY = {"toy_data", "tiny_model", "toy_eval", "report"}  # the quickstart's world and the run's report
 RUN_OPTIONS = {"config", "set", "cache", "no_cache", "retry_failed"}  # where and how a command runs, not what

@@ -7,9 +7,11 @@ N-turn dialogues, judged turn by turn, resumable and cached.
     turnwise eval judge answers.jsonl judgements.jsonl --judge-model J --judge-base-url URL
     turnwise eval judge answers.jsonl pairs.jsonl --baseline base_answers.jsonl --judge-model J ...
     turnwise eval report runs/eval/*/judgements-*.jsonl --out runs/eval/report
+    turnwise eval sharded ../shared/data/gsm8k/test.jsonl runs/sharded.jsonl --model M --limit 50 --samples 3
 
 `run`, `answer` and `judge` are the stages ``eval``, ``eval_answer`` and ``eval_judge`` (:mod:`turnwise.eval.adapter`),
-the same a recipe runs; `report` puts any judgement files side by side.
+`sharded` the stage ``eval_sharded`` (:mod:`turnwise.eval.sharded_stage`), the same a recipe runs; `report` puts any
+judgement files side by side.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ app = typer.Typer(help="Evaluate multi-turn skill: answer turn by turn, judge ev
 app.command("run")(stage_command("eval"))
 app.command("answer")(stage_command("eval_answer"))
 app.command("judge")(stage_command("eval_judge"))
+app.command("sharded")(stage_command("eval_sharded"))
 
 
 @app.command("report")

@@ -113,7 +113,7 @@ def hash_rating(prompt: JudgePrompt) -> float:
     return float(1 + int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 10)
 
 
-_RUBRIC = re.compile(r"<MODEL_RESPONSE>\n(.*)\n</MODEL_RESPONSE>.*<CRITERIA>\n(.*)\n</CRITERIA>", re.S)
+RUBRIC_PROMPT = re.compile(r"<MODEL_RESPONSE>\n(.*)\n</MODEL_RESPONSE>.*<CRITERIA>\n(.*)\n</CRITERIA>", re.S)
 
 
 def hash_verdict(response: str, criteria: str) -> str:
@@ -161,7 +161,7 @@ class ScriptedEvalJudge:
 
     def reply(self, messages: list[Message]) -> str:
         """The reply to a conversation (the FakeChatModel ``reply`` hook)."""
-        rubric = _RUBRIC.search(messages[-1]["content"])
+        rubric = RUBRIC_PROMPT.search(messages[-1]["content"])
         if rubric is not None:
             self.calls["rubric"] += 1
             verdict = self.rubric(rubric.group(1), rubric.group(2))

@@ -29,6 +29,7 @@ STAGES: dict[str, Any] = {
     "eval": "turnwise.eval.adapter:STAGE",
     "eval_answer": "turnwise.eval.adapter:ANSWER",
     "eval_judge": "turnwise.eval.adapter:JUDGE",
+    "eval_sharded": "turnwise.eval.sharded_stage:STAGE",
     "rewrite": "turnwise.rag.adapter:REWRITE",
     "rewrite_eval": "turnwise.rag.adapter:REWRITE_EVAL",
     "rag": "turnwise.rag.adapter:RAG",
