@@ -109,3 +109,14 @@ def test_transformers_serve_answers_generate_and_eval_answer(folder: Path, tmp_p
     assert record["status"] == "ok" and record["messages"][-1]["content"].strip()
     [answers] = read_stage_output(tmp_path / "answers.jsonl")
     assert answers["status"] == "ok" and all(a and a.strip() for a in answers["answers"])
+
+
+def test_the_sharded_evaluation_runs_with_the_real_model(folder: Path, tmp_path: Path, shared_data: Path) -> None:
+    """Two GSM8K problems, each whole and shard by shard: every turn answered, every answer read for a number."""
+    out = tmp_path / "sharded.jsonl"
+    run("eval", "sharded", shared_data / "gsm8k" / "test.jsonl", out, "--model", NAME, "--limit", 2, "--samples", 1,
+        "--settings", "full,sharded", "--max-tokens", 48)
+    records = read_stage_output(out)
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    assert all(len(r["answers"]) == len(r["turns"]) and all(a.strip() for a in r["answers"]) for r in records)
+    assert "| sharded | 2 | 1 |" in (tmp_path / "sharded.sharded.md").read_text()
