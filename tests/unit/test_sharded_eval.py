@@ -111,5 +111,9 @@ def test_the_command_runs_every_setting_and_resumes(shared_data: Path, tmp_path:
     report = (tmp_path / "sharded.sharded.md").read_text()
     assert "| full | 4 | 2 |" in report and "unreliability" in report
     assert run(*args) == 0 and len(read_stage_output(out)) == 24  # nothing asked twice
+    assert run("eval", "report", str(out), "--out", str(tmp_path / "report")) == 0  # beside judged benchmarks
+    summary = json.loads((tmp_path / "report" / "report.json").read_text())["sharded"]
+    assert [s["model"] for s in summary] == ["scripted"] and summary[0]["settings"]["full"]["samples"] == 2
+    assert "### sharded evaluation: scripted" in (tmp_path / "report" / "report.md").read_text()
     assert run("eval", "sharded", str(shared_data / "gsm8k" / "test.jsonl"), str(out), *SCRIPTED,
                "--settings", "full,everything") == 2

@@ -31,17 +31,22 @@ def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
         if not Path(path).is_file():
             raise InputError(str(path), None, "no such judgement file")
         for record in read_stage_output(path):
-            if record.get("mode") not in ("single", "pairwise"):
+            if record.get("mode") not in ("single", "pairwise") and not _is_sharded(record):
                 raise InputError(str(path), f"record {record['id']!r}", "not an eval judgement (no mode: single or "
                                  "pairwise); pass the files `turnwise eval judge` writes")
             records.append(record)
     return records
 
 
+def _is_sharded(record: dict[str, Any]) -> bool:
+    """A run of `turnwise eval sharded` (no judge: a checker scored it)."""
+    return {"task", "setting", "score"} <= record.keys()
+
+
 def _groups(records: Iterable[dict[str, Any]], mode: str, keys: Sequence[str]) -> dict[tuple, list[dict]]:
     groups: dict[tuple, list[dict]] = {}
     for record in records:
-        if record["mode"] == mode:
+        if record.get("mode") == mode:
             groups.setdefault(tuple(record.get(k) for k in keys), []).append(record)
     return groups
 
@@ -53,12 +58,23 @@ def build_report(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     keys = ("benchmark", "model", "baseline", "judge")
     pairwise = [{"benchmark": b, "model": m, "baseline": base, "judge": j, **summarize_pairwise(group)}
                 for (b, m, base, j), group in _groups(records, "pairwise", keys).items()]
-    return {"single": single, "pairwise": pairwise}
+    report: dict[str, Any] = {"single": single, "pairwise": pairwise}
+    runs = [r for r in records if _is_sharded(r)]
+    if runs:  # sharded evaluation: accuracy, aptitude, unreliability per setting, per model
+        from turnwise.eval.sharded import summarize
+
+        models: dict[str, list[dict[str, Any]]] = {}
+        for record in runs:
+            models.setdefault(str(record.get("model", "model")), []).append(record)
+        report["sharded"] = [{"model": m, **summarize(group)} for m, group in models.items()]
+    return report
 
 
 def sample_rows(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """One row per judged turn: ids, score or outcome, failure reason, the question and the answer."""
     for record in records:
+        if _is_sharded(record):  # its rows are the runs themselves (the file `eval sharded` wrote)
+            continue
         common = {k: record.get(k) for k in ("mode", "benchmark", "model", "baseline", "judge", "category")
                   if k in record}
         turns, answers = record.get("turns", []), record.get("answers", [])
@@ -169,6 +185,10 @@ def markdown(report: dict[str, Any]) -> str:
         judges = ", ".join(sorted({str(s["judge"]) for s in summaries}))
         parts.append(f"### {bench}: pairwise, both orders (judge {judges}; win rate, ties count ½)\n\n"
                      + markdown_table(*pairwise_table(summaries)))
+    if report.get("sharded"):
+        from turnwise.eval.sharded import markdown as sharded_markdown
+
+        parts += [sharded_markdown(s, str(s["model"])).rstrip() for s in report["sharded"]]
     return "\n\n".join(parts) + "\n" if parts else "No judgements to report.\n"
 
 

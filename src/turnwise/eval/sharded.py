@@ -133,16 +133,18 @@ class ShardedConfig:
         samples: runs per task and setting (aptitude and unreliability need several).
         settings: which of ``full``, ``concat``, ``sharded``.
         generation: the answering model's sampling (attempt k uses seed ``seed + k``).
+        name: the model's name in the records (``turnwise eval report`` groups by it).
     """
 
     samples: int = 3
     settings: tuple[str, ...] = SETTINGS
     generation: GenerationSettings = field(
         default_factory=lambda: GenerationSettings(temperature=1.0, max_tokens=512, seed=0))
+    name: str = "model"
 
 
 async def run_one(task: ShardedTask, setting: str, sample: int, model: ChatModel,
-                  generation: GenerationSettings) -> dict[str, Any]:
+                  generation: GenerationSettings, name: str = "model") -> dict[str, Any]:
     """One run: the user turns of ``setting`` answered one by one; every answer scored."""
     from turnwise.generate.core import answer_conversation
 
@@ -154,7 +156,7 @@ async def run_one(task: ShardedTask, setting: str, sample: int, model: ChatModel
     extracted = [extract_answer(a) for a in answers]
     correct = [is_correct(x, task.reference) for x in extracted]
     complete = record["status"] == "ok" and len(answers) == len(turns)
-    payload = {"task": task.id, "setting": setting, "sample": sample, "turns": turns, "answers": answers,
+    payload = {"model": name, "task": task.id, "setting": setting, "sample": sample, "turns": turns, "answers": answers,
                "extracted": extracted, "correct": correct, "score": float(complete and correct[-1]),
                "reference": task.reference}
     return make_record(conv.id, "ok" if complete else "failed", payload,
@@ -171,7 +173,7 @@ async def run_sharded(tasks: Sequence[ShardedTask], model: ChatModel, store: Rec
 
     async def work(unit: tuple[ShardedTask, str, int]) -> None:
         nonlocal cost
-        record = await run_one(*unit, model, config.generation)
+        record = await run_one(*unit, model, config.generation, config.name)
         store.append(record)
         cost += Cost(**record["meta"]["cost"])
         if on_record is not None:

@@ -72,7 +72,8 @@ def eval_sharded(ctx: StageContext) -> StageResult:
     s = ctx.settings
     tasks = read_gsm8k(ctx.input("tasks"), s.limit or None)
     generation = GenerationSettings(temperature=s.temperature, max_tokens=s.max_tokens, seed=s.seed)
-    config = ShardedConfig(samples=s.samples, settings=s.chosen, generation=generation)
+    name = ctx.models["model"].name.rstrip("/").split("/")[-1]
+    config = ShardedConfig(samples=s.samples, settings=s.chosen, generation=generation, name=name)
     ctx.total(len(tasks) * len(config.settings) * config.samples)
 
     async def go() -> dict[str, Any]:
@@ -87,7 +88,6 @@ def eval_sharded(ctx: StageContext) -> StageResult:
     cost = asyncio.run(go())
     records = read_stage_output(ctx.output("runs"))
     summary = summarize(records)
-    name = ctx.models["model"].name.rstrip("/").split("/")[-1]
     atomic_write_text(ctx.output("report"), markdown(summary, name))
     atomic_write_text(ctx.output("summary"), json.dumps(summary, indent=2) + "\n")
     line = "; ".join(f"{setting} {100 * row['accuracy']['mean']:.1f}%" for setting, row in summary["settings"].items()
