@@ -117,3 +117,22 @@ def test_the_command_runs_every_setting_and_resumes(shared_data: Path, tmp_path:
     assert "### sharded evaluation: scripted" in (tmp_path / "report" / "report.md").read_text()
     assert run("eval", "sharded", str(shared_data / "gsm8k" / "test.jsonl"), str(out), *SCRIPTED,
                "--settings", "full,everything") == 2
+
+
+async def test_a_simulator_says_the_shards_in_its_words_and_one_that_drops_a_number_is_said_verbatim() -> None:
+    from turnwise.eval.sharded import ShardedConfig, ShardedTask, run_one
+    from turnwise.testing.fake import FakeChatModel
+
+    task = ShardedTask("t", "Ann has 3 cats. Bob has 4 dogs. How many pets in all?",
+                       ("Ann has 3 cats.", "Bob has 4 dogs.", "How many pets in all?"), "7")
+
+    def simulate(messages: list) -> str:
+        piece = messages[-1]["content"].split("Piece of information: ")[1].split("\n")[0]
+        return {"Ann has 3 cats.": "So, Ann owns 3 cats.", "Bob has 4 dogs.": "Bob has some dogs.",
+                "How many pets in all?": "How many pets are there altogether?"}[piece]
+
+    assistant = FakeChatModel(lambda messages: f"So far I count {len(messages) // 2 * 3 + 1}.")
+    record = await run_one(task, "sharded", 0, assistant, ShardedConfig().generation, "fake", FakeChatModel(simulate))
+    assert record["turns"] == ["So, Ann owns 3 cats.", "Bob has 4 dogs.", "How many pets are there altogether?"]
+    assert record["verbatim_fallbacks"] == 1 and record["meta"]["simulator_cost"]["calls"] == 3
+    assert record["extracted"] == ["1", "4", "7"] and record["score"] == 1.0

@@ -9,8 +9,10 @@ Each task runs in three settings, ``samples`` times each (attempt k samples with
 
 - ``full``: the whole instruction in one turn;
 - ``concat``: every shard in one turn, as a list (the same information, reworded the way sharding rewords it);
-- ``sharded``: one shard per user turn, verbatim; the assistant answers every turn with its own history, as a
-  user who reveals a problem piece by piece would have it.
+- ``sharded``: one shard per user turn; the assistant answers every turn with its own history, as a user who
+  reveals a problem piece by piece would have it. Verbatim, or with a ``simulator`` model each shard in the
+  simulator's own words (template ``eval/shard_user``); a rewording that drops a number of its shard, or comes back
+  empty, is not used: that shard is said verbatim and counted in the record (``verbatim_fallbacks``).
 
 Every answer is scored by extracting its final number and comparing it with the reference (the checker); a task's
 score in a setting is that of the last answer. Per setting, over tasks: accuracy (the mean score), *aptitude* (the
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -134,6 +137,7 @@ class ShardedConfig:
         settings: which of ``full``, ``concat``, ``sharded``.
         generation: the answering model's sampling (attempt k uses seed ``seed + k``).
         name: the model's name in the records (``turnwise eval report`` groups by it).
+        simulator: the user simulator's sampling, when there is one (sample k uses seed k).
     """
 
     samples: int = 3
@@ -141,14 +145,39 @@ class ShardedConfig:
     generation: GenerationSettings = field(
         default_factory=lambda: GenerationSettings(temperature=1.0, max_tokens=512, seed=0))
     name: str = "model"
+    simulator: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0.0, max_tokens=128))
+
+
+async def reword_shards(task: ShardedTask, simulator: ChatModel, settings: GenerationSettings, lang: str = "en",
+                        search_path: Sequence[str] = ()) -> tuple[list[str], int, Cost]:
+    """The shards in the simulator's words (one batched call), the number said verbatim instead, and the cost."""
+    from turnwise.prompts import render
+
+    prompts = [[{"role": "user", "content": render("eval/shard_user", lang, search_path=search_path, shard=shard,
+                                                   first=i == 0)}] for i, shard in enumerate(task.shards)]
+    completions = await simulator.chat(prompts, settings)
+    turns, fallbacks, cost = [], 0, Cost()
+    for shard, completion in zip(task.shards, completions, strict=True):
+        cost.add(completion)
+        text = completion.texts[0].strip() if completion.ok and completion.texts else ""
+        if text and not Counter(numbers(shard)) - Counter(numbers(text)):
+            turns.append(text)
+        else:
+            turns.append(shard)
+            fallbacks += 1
+    return turns, fallbacks, cost
 
 
 async def run_one(task: ShardedTask, setting: str, sample: int, model: ChatModel,
-                  generation: GenerationSettings, name: str = "model") -> dict[str, Any]:
+                  generation: GenerationSettings, name: str = "model", simulator: ChatModel | None = None,
+                  simulator_settings: GenerationSettings | None = None) -> dict[str, Any]:
     """One run: the user turns of ``setting`` answered one by one; every answer scored."""
     from turnwise.generate.core import answer_conversation
 
-    turns = user_turns(task, setting)
+    turns, fallbacks, simulated = user_turns(task, setting), 0, Cost()
+    if setting == "sharded" and simulator is not None:
+        said = replace(simulator_settings or GenerationSettings(temperature=0.0, max_tokens=128), seed=sample)
+        turns, fallbacks, simulated = await reword_shards(task, simulator, said)
     settings = replace(generation, seed=(generation.seed or 0) + sample)
     conv = Conversation(f"{task.id}/{setting}/{sample}", [{"role": "user", "content": turns[0]}], turns[1:])
     record = await answer_conversation(conv, model, settings)
@@ -159,23 +188,30 @@ async def run_one(task: ShardedTask, setting: str, sample: int, model: ChatModel
     payload = {"model": name, "task": task.id, "setting": setting, "sample": sample, "turns": turns, "answers": answers,
                "extracted": extracted, "correct": correct, "score": float(complete and correct[-1]),
                "reference": task.reference}
+    if setting == "sharded" and simulator is not None:
+        payload["verbatim_fallbacks"] = fallbacks
+    meta = {"cost": record["meta"]["cost"], **({"simulator_cost": simulated.to_dict()} if simulator else {})}
     return make_record(conv.id, "ok" if complete else "failed", payload,
-                       reason=None if complete else record.get("reason", "not every turn answered"),
-                       meta={"cost": record["meta"]["cost"]})
+                       reason=None if complete else record.get("reason", "not every turn answered"), meta=meta)
 
 
 async def run_sharded(tasks: Sequence[ShardedTask], model: ChatModel, store: RecordStore, config: ShardedConfig, *,
-                      max_in_flight: int = 64, on_record: Callable[[dict[str, Any]], None] | None = None) -> Cost:
-    """Run every (task, setting, sample) not yet in ``store``; each record is written as soon as it is done."""
+                      max_in_flight: int = 64, on_record: Callable[[dict[str, Any]], None] | None = None,
+                      simulator: ChatModel | None = None) -> Cost:
+    """Run every (task, setting, sample) not yet in ``store``; each record is written as soon as it is done.
+
+    ``simulator``: a model that says each shard in its own words (None: verbatim).
+    """
     cost = Cost()
     units = [(t, s, k) for t in tasks for s in config.settings for k in range(config.samples)
              if f"{t.id}/{s}/{k}" not in store.done]
 
     async def work(unit: tuple[ShardedTask, str, int]) -> None:
         nonlocal cost
-        record = await run_one(*unit, model, config.generation, config.name)
+        record = await run_one(*unit, model, config.generation, config.name, simulator, config.simulator)
         store.append(record)
         cost += Cost(**record["meta"]["cost"])
+        cost += Cost(**record["meta"].get("simulator_cost", {}))
         if on_record is not None:
             on_record(record)
 

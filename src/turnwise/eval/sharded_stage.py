@@ -76,12 +76,16 @@ def eval_sharded(ctx: StageContext) -> StageResult:
     config = ShardedConfig(samples=s.samples, settings=s.chosen, generation=generation, name=name)
     ctx.total(len(tasks) * len(config.settings) * config.samples)
 
+    roles = ("model", "simulator") if "simulator" in ctx.models else ("model",)
+
     async def go() -> dict[str, Any]:
-        async with ctx.open_models("model") as (model,):
+        async with ctx.open_models(*roles) as opened:
             with ctx.records("runs", {"tasks": len(tasks), "settings": list(config.settings),
-                                      "samples": config.samples}) as run:
-                cost = await run_sharded(tasks, model, run.store, config, max_in_flight=s.max_in_flight,
-                                         on_record=lambda _: ctx.advance())
+                                      "samples": config.samples, "shards": "simulator" if len(opened) > 1
+                                      else "verbatim"}) as run:
+                cost = await run_sharded(tasks, opened[0], run.store, config, max_in_flight=s.max_in_flight,
+                                         on_record=lambda _: ctx.advance(),
+                                         simulator=opened[1] if len(opened) > 1 else None)
                 run.cost = cost.to_dict()
         return cost.to_dict()
 
@@ -100,7 +104,9 @@ STAGE = Stage("eval_sharded", "Answer single-turn tasks whole, concatenated and 
               "and unreliability per setting (Laban et al. 2025).", ShardedSettings, eval_sharded,
               inputs=(Port("tasks", "a single-turn task file with checkable answers: GSM8K's test.jsonl "
                                     "(question, answer ending '#### n')"),),
-              models=(Port("model", "the model to evaluate"),),
+              models=(Port("model", "the model to evaluate"),
+                      Port("simulator", "a user simulator that says each shard in its own words (default: verbatim)",
+                           required=False)),
               outputs=(Output("runs", "sharded.jsonl", "one record per task, setting and sample, every answer scored"),
                        Output("report", "sharded.md", "accuracy, aptitude, unreliability per setting"),
                        Output("summary", "sharded.json", "the same numbers as JSON")),
