@@ -136,3 +136,33 @@ async def test_a_simulator_says_the_shards_in_its_words_and_one_that_drops_a_num
     assert record["turns"] == ["So, Ann owns 3 cats.", "Bob has 4 dogs.", "How many pets are there altogether?"]
     assert record["verbatim_fallbacks"] == 1 and record["meta"]["simulator_cost"]["calls"] == 3
     assert record["extracted"] == ["1", "4", "7"] and record["score"] == 1.0
+
+
+async def test_an_llm_split_is_kept_only_when_verified() -> None:
+    """Task a: a good split the sharder solves again -> kept. Task b: a split that drops "4" -> the rule's. Task c:
+    a split whose concatenation the sharder gets wrong -> the rule's. Task d: no '- ' lines -> the rule's."""
+    from turnwise.eval.sharded import ShardedTask, shard_with_model, split_math
+    from turnwise.models.base import GenerationSettings
+    from turnwise.testing.fake import FakeChatModel
+
+    texts = {"a": "Ann has 3 cats and Bob has 4 dogs. How many pets in all?",
+             "b": "Cy has 3 cats and Di has 4 dogs. How many pets in all?",
+             "c": "Ed has 3 cats and Fa has 4 dogs. How many pets in all?",
+             "d": "Gu has 3 cats and Ho has 4 dogs. How many pets in all?"}
+    tasks = [ShardedTask(k, t, tuple(split_math(t)), "7") for k, t in texts.items()]
+    splits = {"Ann": "- Ann has 3 cats.\n- Bob has 4 dogs.\n- How many pets in all?",
+              "Cy": "- Cy has 3 cats.\n- Di has dogs.\n- How many pets in all?",
+              "Ed": "- Ed has 3 cats.\n- Fa has 4 dogs.\n- How many pets in all?", "Gu": "Gu has 3 cats."}
+
+    def sharder(messages: list) -> str:
+        text = messages[-1]["content"]
+        if text.startswith("Split the problem"):
+            return splits[text.split("Problem: ")[1].split()[0]]
+        return "The answer is 6." if text.startswith("Ed") else "The answer is 7."
+
+    out, counts, cost = await shard_with_model(tasks, FakeChatModel(sharder), GenerationSettings(temperature=0))
+    assert out[0].shards == ("Ann has 3 cats.", "Bob has 4 dogs.", "How many pets in all?")
+    assert [t.shards for t in out[1:]] == [t.shards for t in tasks[1:]]
+    assert counts == {"kept": 1, "by rule instead": {"a number lost": 1, "the shards no longer give the answer": 1,
+                                                     "unparsable": 1}}
+    assert cost.calls == 4 + 2

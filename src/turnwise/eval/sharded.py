@@ -77,6 +77,64 @@ def split_math(question: str) -> list[str]:
     return [s for i, s in enumerate(sentences) if i != last] + [sentences[last]]
 
 
+def parse_shards(text: str) -> list[str]:
+    """The ``- `` lines of a sharder's reply (at least two), in order.
+
+    Raises:
+        ParseError: fewer than two such lines.
+    """
+    from turnwise.judge.parse import ParseError
+
+    shards = [line.strip()[2:].strip() for line in text.splitlines() if line.strip().startswith("- ")]
+    shards = [s for s in shards if s]
+    if len(shards) < 2:
+        raise ParseError(f"{len(shards)} '- ' lines in the reply; a split needs at least two")
+    return shards
+
+
+async def shard_with_model(tasks: Sequence[ShardedTask], sharder: ChatModel, settings: GenerationSettings,
+                           lang: str = "en", search_path: Sequence[str] = ()
+                           ) -> tuple[list[ShardedTask], dict[str, Any], Cost]:
+    """Each task split by ``sharder`` where the split is verified, else by rule.
+
+    A split is kept when it parses, keeps every number of the problem, and the sharder itself, given the shards
+    joined into one message, answers the reference (the shards still determine the answer). Returns the tasks, the
+    counts of kept and rejected splits by reason, and the calls' cost.
+    """
+    from turnwise.judge.parse import ParseError
+    from turnwise.prompts import render
+
+    prompts = [[{"role": "user", "content": render("eval/shard_split", lang, search_path=search_path,
+                                                   instruction=t.instruction)}] for t in tasks]
+    replies = await sharder.chat(prompts, settings)
+    candidates: dict[int, list[str]] = {}
+    counts: Counter[str] = Counter()
+    for i, (task, reply) in enumerate(zip(tasks, replies, strict=True)):
+        try:
+            shards = parse_shards(reply.texts[0] if reply.ok and reply.texts else "")
+        except ParseError:
+            counts["unparsable"] += 1
+            continue
+        if Counter(numbers(task.instruction)) - Counter(n for shard in shards for n in numbers(shard)):
+            counts["a number lost"] += 1
+            continue
+        candidates[i] = shards
+    checks = await sharder.chat([[{"role": "user", "content": "\n".join(candidates[i])}] for i in candidates],
+                                settings)
+    cost = Cost()
+    for completion in [*replies, *checks]:
+        cost.add(completion)
+    out = list(tasks)
+    for i, check in zip(candidates, checks, strict=True):
+        answer = check.texts[0] if check.ok and check.texts else ""
+        if is_correct(extract_answer(answer), tasks[i].reference):
+            out[i] = replace(tasks[i], shards=tuple(candidates[i]))
+            counts["kept"] += 1
+        else:
+            counts["the shards no longer give the answer"] += 1
+    return out, {"kept": counts.pop("kept", 0), "by rule instead": dict(counts)}, cost
+
+
 def numbers(text: str) -> list[str]:
     """Every number in ``text``, thousands separators removed ("1,200" → "1200")."""
     return [n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)]

@@ -65,9 +65,10 @@ class ShardedSettings:
 
 
 def eval_sharded(ctx: StageContext) -> StageResult:
-    from turnwise.eval.sharded import ShardedConfig, markdown, read_gsm8k, run_sharded, summarize
+    from turnwise.eval.sharded import ShardedConfig, markdown, read_gsm8k, run_sharded, shard_with_model, summarize
     from turnwise.models.base import GenerationSettings
     from turnwise.records import atomic_write_text, read_stage_output
+    from turnwise.stage.runner import Cost
 
     s = ctx.settings
     tasks = read_gsm8k(ctx.input("tasks"), s.limit or None)
@@ -76,16 +77,23 @@ def eval_sharded(ctx: StageContext) -> StageResult:
     config = ShardedConfig(samples=s.samples, settings=s.chosen, generation=generation, name=name)
     ctx.total(len(tasks) * len(config.settings) * config.samples)
 
-    roles = ("model", "simulator") if "simulator" in ctx.models else ("model",)
+    roles = ("model", *(r for r in ("simulator", "sharder") if r in ctx.models))
 
     async def go() -> dict[str, Any]:
+        nonlocal tasks
         async with ctx.open_models(*roles) as opened:
-            with ctx.records("runs", {"tasks": len(tasks), "settings": list(config.settings),
-                                      "samples": config.samples, "shards": "simulator" if len(opened) > 1
-                                      else "verbatim"}) as run:
-                cost = await run_sharded(tasks, opened[0], run.store, config, max_in_flight=s.max_in_flight,
-                                         on_record=lambda _: ctx.advance(),
-                                         simulator=opened[1] if len(opened) > 1 else None)
+            models = dict(zip(roles, opened, strict=True))
+            split: dict[str, Any] = {"by rule": len(tasks)}
+            sharding = Cost()
+            if "sharder" in models:  # verified LLM splits, the rule's where a split fails its checks
+                tasks, split, sharding = await shard_with_model(tasks, models["sharder"],
+                                                                GenerationSettings(temperature=0.0, max_tokens=512))
+            with ctx.records("runs", {"tasks": len(tasks), "settings": list(config.settings), "samples":
+                                      config.samples, "split": split,
+                                      "said": "simulator" if "simulator" in models else "verbatim"}) as run:
+                cost = await run_sharded(tasks, models["model"], run.store, config, max_in_flight=s.max_in_flight,
+                                         on_record=lambda _: ctx.advance(), simulator=models.get("simulator"))
+                cost += sharding
                 run.cost = cost.to_dict()
         return cost.to_dict()
 
@@ -106,6 +114,8 @@ STAGE = Stage("eval_sharded", "Answer single-turn tasks whole, concatenated and 
                                     "(question, answer ending '#### n')"),),
               models=(Port("model", "the model to evaluate"),
                       Port("simulator", "a user simulator that says each shard in its own words (default: verbatim)",
+                           required=False),
+                      Port("sharder", "splits each task with an LLM, verified (default: the rule-based splitter)",
                            required=False)),
               outputs=(Output("runs", "sharded.jsonl", "one record per task, setting and sample, every answer scored"),
                        Output("report", "sharded.md", "accuracy, aptitude, unreliability per setting"),
