@@ -115,6 +115,7 @@ def test_the_command_runs_every_setting_and_resumes(shared_data: Path, tmp_path:
     summary = json.loads((tmp_path / "report" / "report.json").read_text())["sharded"]
     assert [s["model"] for s in summary] == ["scripted"] and summary[0]["settings"]["full"]["samples"] == 2
     assert "### sharded evaluation: scripted" in (tmp_path / "report" / "report.md").read_text()
+    assert '<svg id="turns-sharded"' in (tmp_path / "report" / "report.html").read_text()
     assert run("eval", "sharded", str(shared_data / "gsm8k" / "test.jsonl"), str(out), *SCRIPTED,
                "--settings", "full,everything") == 2
 

@@ -3,7 +3,9 @@
 For each benchmark with single-answer grades: the multi-turn degradation curve (mean score by turn
 index, ±1 SE, one line per model; ``<svg id="turns-BENCHMARK">``), a radar of the categories
 (``<svg id="radar-BENCHMARK">``), and the table of :func:`turnwise.eval.report.single_table`. Pairwise
-comparisons follow as tables. Models keep their colour across plots (:data:`turnwise.eval.plots.PALETTE`).
+comparisons follow as tables; sharded runs (``turnwise eval sharded``) get the accuracy of the answer at each turn
+(``<svg id="turns-sharded">``) and their settings' table. Models keep their colour across plots
+(:data:`turnwise.eval.plots.PALETTE`).
 """
 
 from __future__ import annotations
@@ -85,11 +87,34 @@ def _pairwise_section(bench: str, summaries: list[dict[str, Any]], colors: dict[
             + _table(header, rows, [colors[s["model"]] for s in summaries]) + "</section>")
 
 
+def _sharded_section(summaries: list[dict[str, Any]]) -> str:
+    """Sharded evaluation: the accuracy of the answer at each turn of the sharded runs, one line per model, and
+    the settings' table of each model."""
+    from turnwise.eval.sharded import interval_text
+
+    colors = {s["model"]: PALETTE[i % len(PALETTE)] for i, s in enumerate(summaries)}
+    curves = [Series(s["model"], colors[s["model"]], {int(k): (v, None) for k, v in s["sharded_accuracy_by_turn"]
+                                                      .items()}) for s in summaries]
+    plot = turn_curve(curves, svg_id="turns-sharded", title="sharded: accuracy of the answer at each turn", high=1.0,
+                      y_label="accuracy")
+    tables = []
+    for s in summaries:
+        rows = [[setting, *(interval_text(row[k]) for k in ("accuracy", "aptitude", "unreliability"))]
+                for setting, row in s["settings"].items()]
+        tables.append(_table([s["model"], "accuracy", "aptitude (P90)", "unreliability (P90 − P10)"], rows,
+                             [colors[s["model"]]]))
+    return ('<section id="sharded"><h2>sharded evaluation (lost in conversation)</h2>'
+            '<p class="meta">percent, 95% bootstrap intervals over tasks; a run scores its last answer</p>'
+            f'<div class="plots">{plot}</div>' + "".join(tables) + "</section>")
+
+
 def render_html(report: dict[str, Any], *, title: str = "turnwise eval") -> str:
     """The whole page as a string."""
     colors = _colors(report)
     sections = [_single_section(b, s, colors) for b, s in by_benchmark(report, "single").items()]
     sections += [_pairwise_section(b, s, colors) for b, s in by_benchmark(report, "pairwise").items()]
+    if report.get("sharded"):
+        sections.append(_sharded_section(report["sharded"]))
     if not sections:
         sections = ["<p>No judgements to report.</p>"]
     return html_page(title, "by turnwise eval report", "\n".join(sections))

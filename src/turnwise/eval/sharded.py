@@ -321,12 +321,16 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"settings": out, "sharded_accuracy_by_turn": turns}
 
 
+def interval_text(stat: dict[str, Any]) -> str:
+    """``12.0 [4.0, 20.0]``: a statistic in percent with its 95% interval."""
+    if stat["mean"] is None:
+        return "–"
+    return f"{100 * stat['mean']:.1f} [{100 * stat['low']:.1f}, {100 * stat['high']:.1f}]"
+
+
 def markdown(summary: dict[str, Any], model: str) -> str:
     """The settings side by side: accuracy, aptitude and unreliability with their 95% intervals."""
-    def cell(stat: dict[str, Any]) -> str:
-        if stat["mean"] is None:
-            return "–"
-        return f"{100 * stat['mean']:.1f} [{100 * stat['low']:.1f}, {100 * stat['high']:.1f}]"
+    cell = interval_text
 
     lines = [f"### sharded evaluation: {model} (percent; 95% bootstrap intervals over tasks)", "",
              "| setting | tasks | samples | accuracy | aptitude (P90) | unreliability (P90 − P10) |",
