@@ -2,7 +2,10 @@
 
 Every kind of fault is in the mix (429 with retry-after, 500, slow past the timeout, malformed JSON,
 dropped connection). Whatever happens, nothing may be lost or mixed up: 1,000 results in order, each
-answering its own request or naming why it failed, and no request body answered twice by the server.
+answering its own request or naming why it failed, and no request body answered twice by the server
+unless the client had given up on an answered attempt: an attempt that times out on the client may still
+have been answered (a stalled machine can hold a 5 ms answer past the 0.5 s timeout), which no client can
+rule out; every such duplicate must be matched by a timeout that no slow fault explains.
 """
 
 from __future__ import annotations
@@ -46,8 +49,11 @@ async def test_thousand_requests_at_twenty_percent_faults():
             assert completion.error and completion.error.endswith(f"after {completion.attempts} attempts")
             assert completion.attempts == spec.max_retries + 1
     assert len(ok) >= CALLS - 5  # a request fails only if 5 attempts in a row fail: p = 0.2**5
-    assert stats["max_successes_per_body"] <= 1 and stats["duplicate_successes"] == 0
-    assert stats["served"] == len(ok)
+    extra_answers = stats["served"] - stats["bodies_served"]  # answers beyond the first, over all bodies
+    failed_on_timeout = sum(1 for c in out if not c.ok and "timeout" in c.error)
+    timeouts = model.retries_by_reason["timeout"] + failed_on_timeout
+    assert extra_answers <= max(0, timeouts - stats["faults"]["slow"])
+    assert len(ok) <= stats["bodies_served"] <= len(ok) + failed_on_timeout
     assert set(stats["faults"]) == {"429", "500", "slow", "malformed", "drop"}
     assert sum(model.retries_by_reason.values()) == model.http_calls - CALLS
     assert model.http_calls == stats["requests"]
