@@ -183,3 +183,21 @@ async def test_spawned_process_serves():
         stats = await get_json(url.removesuffix("/v1") + "/stats")
     assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == "reply to: from a process"
     assert stats["served"] == 1
+
+
+async def test_config_endpoint_changes_latency_mid_run():
+    with serve_in_thread(ServerConfig(latency_ms=0, jitter_ms=0)) as server:
+        root = server.base_url.removesuffix("/v1")
+        started = time.monotonic()
+        assert (await post(server.base_url, request("a")))[0] == 200
+        fast = time.monotonic() - started
+        async with aiohttp.ClientSession() as s:
+            async with s.post(root + "/config", json={"latency_ms": 300}) as resp:
+                assert resp.status == 200 and (await resp.json())["latency_ms"] == 300
+            for bad in ({"capacity": 1}, {"latency_ms": -1}, {"fault_rate": 2}, ["latency_ms"]):
+                async with s.post(root + "/config", json=bad) as resp:
+                    assert resp.status == 400
+        started = time.monotonic()
+        assert (await post(server.base_url, request("b")))[0] == 200
+        assert time.monotonic() - started >= 0.3 > fast
+        assert server.server.config.latency_ms == 300

@@ -65,6 +65,8 @@ class OpenAIChatModel:
         retries_by_reason: retries taken, by reason (``http 429``, ``timeout``, ...).
         failures_by_reason: requests given up on, by the reason of their last attempt.
         calls_by_url: HTTP attempts per base URL.
+        failures_by_url: failed HTTP attempts per base URL (any reason: refused, timeout, 5xx, 429, ...).
+        benches_by_url: how often each base URL was benched for failing (see :mod:`turnwise.models.url_pool`).
 
     Raises:
         ConfigError: no base URL, or ``api_key_env`` names an unset variable.
@@ -98,6 +100,8 @@ class OpenAIChatModel:
         self.retries_by_reason: Counter[str] = Counter()
         self.failures_by_reason: Counter[str] = Counter()
         self.calls_by_url: Counter[str] = Counter()
+        self.failures_by_url: Counter[str] = Counter()
+        self.benches_by_url: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.model!r}, base_urls={self.base_urls!r})"
@@ -106,6 +110,14 @@ class OpenAIChatModel:
     def cache_identity(self) -> dict[str, Any]:
         """What the response cache keys on: not the URLs (servers of one model share entries), never the key."""
         return {"backend": self.backend, "model": self.model}
+
+    def traffic(self) -> dict[str, Any]:
+        """What this backend sent where, for a run's manifest: attempts, failed attempts and benches per server,
+        retries and give-ups by reason."""
+        servers = {u: {"calls": self.calls_by_url[u], "failed": self.failures_by_url[u],
+                       "benched": self.benches_by_url[u]} for u in self.base_urls}
+        return {"http_calls": self.http_calls, "servers": servers, "retries_by_reason": dict(self.retries_by_reason),
+                "failures_by_reason": dict(self.failures_by_reason)}
 
     async def chat(self, conversations: Sequence[list[Message]], settings: GenerationSettings) -> list[Completion]:
         """Answer every conversation, concurrently, in order; failures come back as Completions with ``error``.
@@ -149,7 +161,8 @@ class OpenAIChatModel:
             connector=connector, headers=self._headers, timeout=self._timeout, raise_for_status=False
         )
         self._loop = loop
-        self._pool = UrlPool(len(self._endpoints), self._concurrency, self._strikes, self._cooldown_s)
+        self._pool = UrlPool(len(self._endpoints), self._concurrency, self._strikes, self._cooldown_s,
+                             on_bench=lambda i: self.benches_by_url.update((self.base_urls[i],)))
         return self._session
 
     def _drop_stale_session(self) -> None:
@@ -204,6 +217,7 @@ class OpenAIChatModel:
         except _Failure as failure:
             failure.url = i
             failed = failure.retryable
+            self.failures_by_url[self.base_urls[i]] += 1
             raise
         finally:
             pool.release(i, failed)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 
 
 class UrlPool:
@@ -24,15 +25,18 @@ class UrlPool:
         limit: requests in flight per URL.
         strikes: retryable failures in a row that bench a URL.
         cooldown_s: the first bench; it doubles with every further failure, up to 32 times as long.
+        on_bench: called with a URL's index each time it is benched (or benched for longer).
     """
 
-    def __init__(self, count: int, limit: int, strikes: int = 5, cooldown_s: float = 2.0):
+    def __init__(self, count: int, limit: int, strikes: int = 5, cooldown_s: float = 2.0,
+                 on_bench: Callable[[int], None] | None = None):
         self.limit = limit
         self.in_flight = [0] * count
         self.failures = [0] * count  # retryable failures in a row
         self.benched_until = [0.0] * count
         self._strikes = strikes
         self._cooldown_s = cooldown_s
+        self._on_bench = on_bench
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._next = 0  # where the scan starts, so that ties spread over the URLs
 
@@ -71,6 +75,8 @@ class UrlPool:
             over = self.failures[i] - self._strikes
             if over >= 0:
                 self.benched_until[i] = time.monotonic() + self._cooldown_s * 2 ** min(over, 5)
+                if self._on_bench is not None:
+                    self._on_bench(i)
         self._wake()
 
     def _pick(self, avoid: int) -> int:

@@ -158,6 +158,7 @@ class StageContext:
     runs: list[StageRun] = field(default_factory=list)
     skipped: dict[str, SkipReport] = field(default_factory=dict)
     input_not_ok: dict[str, int] = field(default_factory=dict)
+    backends: dict[str, Any] = field(default_factory=dict)
     _done: int = 0
     _total: int | None = None
 
@@ -253,7 +254,8 @@ class StageContext:
         """The models of ``roles`` (None for a role the stage was not given), each behind the response cache.
 
         Roles with the same spec share one backend, so a local model is loaded once. On the way out every
-        backend is closed, then the cache.
+        backend is closed, then the cache; the backends stay in ``backends`` (roles joined by ", " → backend)
+        so that a manifest can report their traffic.
         """
         from turnwise.models.base import load_model
         from turnwise.models.cache import CachedChatModel, ResponseCache
@@ -267,6 +269,9 @@ class StageContext:
             for spec in specs:
                 if spec is not None and _key(spec) not in backends:
                     backends[_key(spec)] = load_model(spec)
+            for key, backend in backends.items():
+                sharing = [r for r, s in zip(roles, specs, strict=True) if s is not None and _key(s) == key]
+                self.backends[", ".join(sharing)] = backend
             cache = ResponseCache(self.cache_path) if self.cache_path else None
             wrapped = {k: CachedChatModel(b, cache) if cache is not None else b for k, b in backends.items()}
             yield [wrapped[_key(s)] if s is not None else None for s in specs]
@@ -324,6 +329,9 @@ class StageContext:
             if any(report.total for report in self.skipped.values()):
                 counts["skipped_invalid"] = sum(r.total for r in self.skipped.values())
                 fields["skipped_invalid"] = {port: r.to_dict() for port, r in self.skipped.items()}
+            traffic = {roles: b.traffic() for roles, b in self.backends.items() if hasattr(b, "traffic")}
+            if traffic:
+                fields["traffic"] = traffic
             manifest.finish(run.status, counts, run.cost, reasons=dict(store.reasons), **fields)
 
     def _record_path(self, name: str) -> Path:

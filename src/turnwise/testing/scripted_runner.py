@@ -123,12 +123,21 @@ def spawn_server(config: ServerConfig | None = None, start_timeout_s: float = 30
 
     The process is terminated (then killed, if it lingers) when the block exits.
     """
+    with spawn_server_process(config, start_timeout_s) as (url, _):
+        yield url
+
+
+@contextmanager
+def spawn_server_process(config: ServerConfig | None = None, start_timeout_s: float = 30.0
+                         ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """:func:`spawn_server`, yielding the base URL and the process (for tests that kill a server mid-run)."""
     cmd = [sys.executable, "-m", "turnwise.testing.scripted_server", *server_args(config or ServerConfig())]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
-        yield _read_url(proc, start_timeout_s)
+        yield _read_url(proc, start_timeout_s), proc
     finally:
-        stop_process(proc)
+        if proc.poll() is None:
+            stop_process(proc)
         if proc.stdout is not None:
             proc.stdout.close()
 

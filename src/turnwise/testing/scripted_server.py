@@ -19,7 +19,9 @@ answers every request with a distinct, plausible question drawn from a hash of t
 a user simulator: simulated user turns pass turnwise's filters, and the assistant's turns are questions
 too, which nothing checks).
 
-Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /stats``, ``POST /stats/reset``.
+Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /stats``, ``POST /stats/reset``, and
+``POST /config`` with a JSON object of new ``latency_ms``, ``jitter_ms`` or ``fault_rate`` values (a server that
+turns slow or starts failing mid-run; it answers with the settings now in force).
 """
 
 from __future__ import annotations
@@ -190,6 +192,7 @@ class ScriptedServer:
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_get("/stats", self._stats)
         self.app.router.add_post("/stats/reset", self._reset)
+        self.app.router.add_post("/config", self._configure)
 
     def latency_s(self, digest: bytes) -> float:
         """The service time of a successful request with this body digest."""
@@ -327,6 +330,22 @@ class ScriptedServer:
     async def _reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"reset": True})
+
+    async def _configure(self, request: web.Request) -> web.Response:
+        try:
+            changes = await request.json()
+        except ValueError:
+            changes = None
+        allowed = {"latency_ms", "jitter_ms", "fault_rate"}
+        if not isinstance(changes, dict) or not set(changes) <= allowed or not all(
+                isinstance(v, (int, float)) and v >= 0 for v in changes.values()):
+            return web.json_response({"error": {"message": f"POST /config takes numbers >= 0 for {sorted(allowed)}"}},
+                                     status=400)
+        if changes.get("fault_rate", 0) > 1:
+            return web.json_response({"error": {"message": "fault_rate must be in [0, 1]"}}, status=400)
+        for name, value in changes.items():
+            setattr(self.config, name, float(value))
+        return web.json_response({name: getattr(self.config, name) for name in sorted(allowed)})
 
     def reset(self) -> None:
         """Forget all counts, including how often each body was seen."""
