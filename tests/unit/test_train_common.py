@@ -124,11 +124,12 @@ def test_recipe_names_cover_sft_and_dpo():
     assert (dpo.beta, dpo.sft_weight) == (0.15, 0.1)  # LongReward's values
 
 
-@pytest.mark.parametrize(("name", "kind"), [("zero3", "DEEPSPEED"), ("fsdp", "FSDP")])
-def test_accelerate_configs_ship(name, kind):
+@pytest.mark.parametrize(("name", "kind", "precision"),
+                         [("ddp", "MULTI_GPU", "no"), ("zero3", "DEEPSPEED", "bf16"), ("fsdp", "FSDP", "bf16")])
+def test_accelerate_configs_ship(name, kind, precision):
     data = yaml.safe_load(accelerate_config(name).read_text(encoding="utf-8"))
-    assert data["distributed_type"] == kind and data["mixed_precision"] == "bf16"
-    with pytest.raises(ConfigError, match="shipped: zero3, fsdp"):
+    assert data["distributed_type"] == kind and data["mixed_precision"] == precision
+    with pytest.raises(ConfigError, match="shipped: ddp, zero3, fsdp"):
         accelerate_config("zero2")
 
 

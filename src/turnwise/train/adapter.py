@@ -11,7 +11,7 @@
       models: {base: sft}
       settings: {beta: 0.15, sft_weight: 0.1}
 
-In-process by default (TRL on the CPU or one GPU). With ``accelerate: zero3|fsdp|FILE`` the stage runs
+In-process by default (TRL on the CPU or one GPU). With ``accelerate: ddp|zero3|fsdp|FILE`` the stage runs
 ``accelerate launch -m turnwise.train.{sft,ask,dpo} --config <resolved config>`` on ``num_processes`` processes
 and reads the result back from the model folder's ``train.manifest.json``. The settings are the trainers' own
 (:mod:`turnwise.train.configs`) but ``data``, ``model`` and ``output``, which come from the stage's input, base
@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 PROVIDED = {"data": "<inputs.data>", "model": "<models.base>", "output": "<stage folder>/model"}
 _LAUNCH_DOC = """
     Attributes:
-        accelerate: null = train in this process; ``zero3`` or ``fsdp`` (the shipped accelerate configs) or the path
-            of an accelerate config = ``accelerate launch`` on ``num_processes`` processes (GPUs).
-        num_processes: processes (GPUs) for ``accelerate launch``.
+        accelerate: null = train in this process; ``ddp``, ``zero3`` or ``fsdp`` (the shipped accelerate configs)
+            or the path of an accelerate config = ``accelerate launch`` on ``num_processes`` processes (one per
+            GPU; ``ddp`` on a machine without GPUs: CPU processes over gloo).
+        num_processes: processes (GPUs, or CPU processes with ``ddp``) for ``accelerate launch``.
 """
 
 
@@ -130,11 +131,8 @@ def _launch(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:
     if code != 0:
         raise TurnwiseError(f"stage {ctx.name}: accelerate launch exited with {code}; see {ctx.path('launch.log')}")
     manifest = json.loads((Path(cfg.output) / "train.manifest.json").read_text(encoding="utf-8"))
-    metrics = manifest.get("metrics", {})
-    loss = [metrics["train_loss"]] if "train_loss" in metrics else []
-    accuracy = [metrics["rewards/accuracies"]] if "rewards/accuracies" in metrics else []
-    return {"loss": loss, "rewards/accuracies": accuracy, "metrics": metrics, "data": manifest.get("data", {}),
-            "summary": ""}
+    return {**_losses(manifest.get("log_history", [])), "metrics": manifest.get("metrics", {}),
+            "data": manifest.get("data", {}), "summary": ""}
 
 
 def _train(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:

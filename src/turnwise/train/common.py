@@ -24,7 +24,7 @@ from turnwise.train.data import DataReport
 log = logging.getLogger(__name__)
 
 MANIFEST_STEM = "train"  # the manifest is OUTPUT/train.manifest.json
-ACCELERATE_CONFIGS = ("zero3", "fsdp")
+ACCELERATE_CONFIGS = ("ddp", "zero3", "fsdp")
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,8 @@ def last_checkpoint(output: str | Path) -> str | None:
 
 
 def accelerate_config(name: str) -> Path:
-    """Path of a shipped ``accelerate`` config: ``zero3`` (DeepSpeed ZeRO-3) or ``fsdp`` (FSDP2)."""
+    """Path of a shipped ``accelerate`` config: ``ddp`` (data parallel, GPUs or CPU processes), ``zero3``
+    (DeepSpeed ZeRO-3) or ``fsdp`` (FSDP2)."""
     if name not in ACCELERATE_CONFIGS:
         raise ConfigError(f"unknown accelerate config {name!r}; shipped: {', '.join(ACCELERATE_CONFIGS)}")
     return Path(str(resources.files("turnwise") / "configs" / "accelerate" / f"{name}.yaml"))
@@ -217,6 +218,23 @@ def save_merged(trainer: Any, output: str | Path) -> None:
             trainer.processing_class.save_pretrained(output)
 
 
+def distributed(trainer: Any) -> dict[str, Any]:
+    """How many processes train and how (``NO``, ``MULTI_CPU``, ``MULTI_GPU``, ``FSDP``, ``DEEPSPEED``).
+
+    An accelerate config asking for FSDP or DeepSpeed on a machine where accelerate does not enable them
+    (FSDP needs GPUs or similar accelerators; DeepSpeed is never used on the CPU) trains as plain data
+    parallel: every process holds the whole model. That is said once, as a warning, rather than left silent.
+    """
+    state = trainer.accelerator.state
+    kind = getattr(state.distributed_type, "value", str(state.distributed_type))
+    for env, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DEEPSPEED")):
+        if os.environ.get(env, "false").lower() == "true" and kind != name and trainer.is_world_process_zero():
+            log.warning("the accelerate config asks for %s, but accelerate does not enable it here (%s, %d "
+                        "processes): this run is plain data parallel, each process holding the whole model",
+                        name, kind, state.num_processes)
+    return {"type": kind, "processes": state.num_processes}
+
+
 def run_trainer(trainer: Any, cfg: TrainConfig, kind: str, report: DataReport, placement: Placement) -> TrainResult:
     """Train (resuming from the last checkpoint when there is one), save, and write the run's records.
 
@@ -228,11 +246,12 @@ def run_trainer(trainer: Any, cfg: TrainConfig, kind: str, report: DataReport, p
     resumed_from = last_checkpoint(cfg.output) if cfg.resume else None
     main = trainer.is_world_process_zero()
     manifest = None
+    parallel = distributed(trainer)
     if main:
         _check_same_data(cfg, report, resumed_from)
         manifest = RunManifest(Path(cfg.output) / MANIFEST_STEM, f"train-{kind}", to_dict(cfg))
         manifest.data.update(output=cfg.output, data=report.to_dict(), placement=placement.describe(),
-                             config_file=CONFIG_FILE)
+                             distributed=parallel, config_file=CONFIG_FILE)
         manifest.save()
         write_config(cfg)
     if resumed_from:
@@ -254,5 +273,6 @@ def run_trainer(trainer: Any, cfg: TrainConfig, kind: str, report: DataReport, p
     if main:
         write_model_card(result, cfg, placement.describe())
         manifest.data.pop("error", None)  # left by an earlier run that crashed; this one did not
-        manifest.finish("complete", report.to_dict(), {}, metrics=metrics, resumed_from=resumed_from)
+        manifest.finish("complete", report.to_dict(), {}, metrics=metrics, resumed_from=resumed_from,
+                        log_history=result.log_history)
     return result
