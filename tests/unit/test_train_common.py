@@ -154,3 +154,25 @@ def test_docs_name_every_setting():
     for cls in (SFTTrainConfig, DPOTrainConfig):
         missing = [name for name in field_docs(cls) if f"`{name}`" not in docs]
         assert not missing, f"docs/training.md does not mention {missing}"
+
+
+def test_zero3_config_passes_deepspeeds_own_parser(tmp_path):
+    """The shipped ZeRO-3 config, turned into a DeepSpeed config the way accelerate and the HF Trainer do it,
+    is accepted by DeepSpeed's own parser (where DeepSpeed installs: ``pip install deepspeed``)."""
+    pytest.importorskip("deepspeed")
+    from accelerate.utils import DeepSpeedPlugin
+    from deepspeed.runtime.config import DeepSpeedConfig
+    from transformers import TrainingArguments
+    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+    fields = yaml.safe_load(accelerate_config("zero3").read_text(encoding="utf-8"))["deepspeed_config"]
+    plugin = DeepSpeedPlugin(**{k: v for k, v in fields.items() if k != "deepspeed_multinode_launcher"})
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=4,
+                             use_cpu=True, report_to=[])
+    hf = HfTrainerDeepSpeedConfig(plugin.deepspeed_config)
+    hf.trainer_config_process(args)
+    hf.trainer_config_finalize(args, None, 100)
+    parsed = DeepSpeedConfig(hf.config)
+    assert parsed.zero_optimization_stage == 3
+    assert parsed.train_micro_batch_size_per_gpu == 2 and parsed.gradient_accumulation_steps == 4
+    assert parsed.zero_config.gather_16bit_weights_on_model_save  # the output loads with from_pretrained

@@ -130,6 +130,9 @@ def _launch(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:
         code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
     if code != 0:
         raise TurnwiseError(f"stage {ctx.name}: accelerate launch exited with {code}; see {ctx.path('launch.log')}")
+    for line in ctx.path("launch.log").read_text(encoding="utf-8", errors="replace").splitlines():
+        if " WARNING turnwise." in line:  # what the launched trainer warned about reaches the user too
+            log.warning("%s", line.split(": ", 1)[-1])
     manifest = json.loads((Path(cfg.output) / "train.manifest.json").read_text(encoding="utf-8"))
     return {**_losses(manifest.get("log_history", [])), "metrics": manifest.get("metrics", {}),
             "data": manifest.get("data", {}), "summary": ""}
