@@ -118,6 +118,26 @@ def test_the_published_responses_are_scored_end_to_end(shared_data: Path, tmp_pa
     assert "| **overall (mean of axes)** | 273 |" in (tmp_path / "report" / "report.md").read_text()
 
 
+def test_an_openai_compatible_judge_is_the_same_command(shared_data: Path, tmp_path: Path) -> None:
+    """The scripted judge behind the scripted OpenAI-compatible server, reached with --judge-base-url: the same
+    verdicts as in-process, every item judged over HTTP."""
+    from turnwise.eval.scripted import ScriptedEvalJudge
+    from turnwise.testing.scripted_runner import serve_in_thread
+    from turnwise.testing.scripted_server import ServerConfig
+
+    source = shared_data / "multichallenge" / "responses_llama-3-2-3b-instruct.jsonl"
+    assert run("eval", "judge", str(source), str(tmp_path / "here.jsonl"), *SCRIPTED) == 0
+    config = ServerConfig(latency_ms=1, jitter_ms=1, script=ScriptedEvalJudge().server_script)
+    with serve_in_thread(config) as server:
+        assert run("eval", "judge", str(source), str(tmp_path / "http.jsonl"), "--judge-model", "scripted",
+                   "--judge-base-url", server.base_url, "--no-cache") == 0
+        served = server.stats()["served"]
+    here, http = read_stage_output(tmp_path / "here.jsonl"), read_stage_output(tmp_path / "http.jsonl")
+    assert served == len(http) == 273 and {r["status"] for r in http} == {"ok"}
+    verdicts = {r["id"]: r["scores"][0]["score"] for r in here}
+    assert {r["id"]: r["scores"][0]["score"] for r in http} == verdicts
+
+
 def test_responses_without_their_questions_are_one_error_line(tmp_path: Path, capsys) -> None:
     responses = tmp_path / "responses_m.jsonl"
     responses.write_text(json.dumps({"QUESTION_ID": "q1", "RESPONSE": ["Sorbet."]}) + "\n")
