@@ -97,6 +97,7 @@ def test_aptitude_and_unreliability_by_hand() -> None:
     assert row["accuracy"]["mean"] == pytest.approx(0.75) and row["aptitude"]["mean"] == pytest.approx(0.95)
     assert row["unreliability"]["mean"] == pytest.approx(0.4)
     assert summary["sharded_accuracy_by_turn"] == {1: 0.25, 2: 0.75}
+    assert summary["sharded_runs_by_turn"] == {1: 4, 2: 4}
 
 
 def test_the_command_runs_every_setting_and_resumes(shared_data: Path, tmp_path: Path) -> None:

@@ -318,7 +318,8 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
                         "unreliability": _stat([percentile(v, 90) - percentile(v, 10) for v in tasks.values()]),
                         "samples": max(len(v) for v in tasks.values())}
     turns = {k: sum(v) / len(v) for k, v in sorted(per_turn.items())}
-    return {"settings": out, "sharded_accuracy_by_turn": turns}
+    runs = {k: len(v) for k, v in sorted(per_turn.items())}
+    return {"settings": out, "sharded_accuracy_by_turn": turns, "sharded_runs_by_turn": runs}
 
 
 def interval_text(stat: dict[str, Any]) -> str:
@@ -338,8 +339,9 @@ def markdown(summary: dict[str, Any], model: str) -> str:
     for setting, row in summary["settings"].items():
         lines.append(f"| {setting} | {row['accuracy']['tasks']} | {row['samples']} | {cell(row['accuracy'])} | "
                      f"{cell(row['aptitude'])} | {cell(row['unreliability'])} |")
-    by_turn = summary["sharded_accuracy_by_turn"]
+    by_turn, runs = summary["sharded_accuracy_by_turn"], summary.get("sharded_runs_by_turn", {})
     if by_turn:
-        lines += ["", "sharded, accuracy of the answer at each turn: "
-                  + ", ".join(f"turn {k} {100 * v:.1f}" for k, v in by_turn.items())]
+        lines += ["", "sharded, accuracy of the answer at each turn (over the runs that reach it): "
+                  + ", ".join(f"turn {k} {100 * v:.1f}" + (f" ({runs[k]} runs)" if k in runs else "")
+                              for k, v in by_turn.items())]
     return "\n".join(lines) + "\n"
