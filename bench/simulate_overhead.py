@@ -14,6 +14,11 @@ cache and the event loop; the target is ratio <= 1.15.
 The same workload also runs as a lock-step loop over plain aiohttp (no turnwise, no cache, no filters):
 every dialogue's turn t is sent as one wave, and turn t + 1 waits for the wave's slowest call.
 
+``--process`` also runs the same workload as the command a user types, in its own process and timed from
+its start to its exit (start-up, imports, seed reading, rendering, record writing included): ``turnwise
+simulate --mode prompted`` with the filters off and ``--no-cache``, against the same server; its ratio is
+``process_ratio`` (the issue's target: <= 1.15).
+
 Then a separate process runs ``turnwise simulate`` on 10,000 seeds (8 turns) against a fast server
 (1 ms) and its peak RSS is read from the kernel (``wait4``): seeds stream in and records stream out,
 so memory must not grow with the number of dialogues (target < 500 MB).
@@ -65,6 +70,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rss-latency-ms", type=float, default=1.0)
     p.add_argument("--no-baseline", action="store_true", help="skip the lock-step aiohttp run")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--process", action="store_true", help="also time `turnwise simulate` as a whole process")
     return p.parse_args()
 
 
@@ -139,6 +145,27 @@ def measure(root: str, slots: int, run) -> dict:
             "cpu_ms_per_call": 1000 * cpu / max(1, row["calls"])}
 
 
+def run_process(base_url: str, texts: list[str], args: argparse.Namespace, work: Path) -> dict:
+    """``turnwise simulate`` as a user runs it: prompted mode, filters off, no cache; timed as a whole process."""
+    from turnwise.simulate.filters import OPTIONAL_REASONS
+
+    seeds = work / "process-seeds.txt"
+    seeds.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = work / "process.jsonl"
+    cmd = [sys.executable, "-m", "turnwise.cli.main", "simulate", "--seeds", str(seeds), "-o", str(out),
+           "--mode", "prompted", "--user-model", "scripted", "--assistant-model", "scripted", "--base-url", base_url,
+           "--concurrency", str(args.concurrency), "--turns", str(args.turns), "--min-turns", str(args.turns),
+           "--max-in-flight", str(args.max_in_flight), "--no-cache", "--disable-filter", ",".join(OPTIONAL_REASONS),
+           "--user-max-tokens", "64", "--assistant-max-tokens", "128", "--seed", str(args.seed)]
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode:
+        raise RuntimeError(f"turnwise simulate failed ({done.returncode}): {done.stderr[-2000:]}")
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+    calls = sum(r["meta"]["cost"]["user"]["calls"] + r["meta"]["cost"]["assistant"]["calls"] for r in records)
+    return {"calls": calls, "failed": sum(r["status"] != "ok" for r in records),
+            "ok": sum(r["status"] == "ok" for r in records), "regenerations": 0}
+
+
 def rss_run(args: argparse.Namespace, work: Path) -> dict:
     """``turnwise simulate`` on many seeds in its own process; its peak RSS from the kernel."""
     seeds = work / "seeds.txt"
@@ -174,6 +201,9 @@ def main() -> None:
         root, work = base_url.removesuffix("/v1"), Path(tmp)
         texts = seed_texts("turnwise", args.dialogues)
         rows["turnwise simulate"] = measure(root, slots, lambda: asyncio.run(run_turnwise(base_url, texts, args, work)))
+        if args.process:
+            texts = seed_texts("process", args.dialogues)
+            rows["turnwise simulate (process)"] = measure(root, slots, lambda: run_process(base_url, texts, args, work))
         if not args.no_baseline:
             texts = seed_texts("lockstep", args.dialogues)
             rows["lock-step aiohttp"] = measure(root, slots, lambda: asyncio.run(run_lockstep(base_url, texts, args)))
@@ -185,9 +215,9 @@ def report(args: argparse.Namespace, rows: dict[str, dict], memory: dict | None)
     print(f"{args.dialogues} dialogues x {args.turns} turns ({2 * args.turns - 1} calls each) at concurrency "
           f"{args.concurrency}, {args.max_in_flight} dialogues in flight; server {args.latency_ms:g} ± "
           f"{args.jitter_ms:g} ms, {args.capacity} in service")
-    print(f"{'client':<20}{'calls':>7}{'wall s':>8}{'bound s':>9}{'ratio':>7}{'cpu ms/call':>13}{'ok':>6}{'regen':>7}")
+    print(f"{'client':<28}{'calls':>7}{'wall s':>8}{'bound s':>9}{'ratio':>7}{'cpu ms/call':>13}{'ok':>6}{'regen':>7}")
     for name, r in rows.items():
-        print(f"{name:<20}{r['calls']:>7}{r['wall_s']:>8.2f}{r['bound_s']:>9.2f}{r['ratio']:>7.3f}"
+        print(f"{name:<28}{r['calls']:>7}{r['wall_s']:>8.2f}{r['bound_s']:>9.2f}{r['ratio']:>7.3f}"
               f"{r['cpu_ms_per_call']:>13.3f}{r['ok']:>6}{r['regenerations']:>7}")
     if memory:
         print(f"memory run: {memory['dialogues']} dialogues in {memory['wall_s']:.1f} s, "
@@ -195,6 +225,8 @@ def report(args: argparse.Namespace, rows: dict[str, dict], memory: dict | None)
     tw = rows["turnwise simulate"]
     tail = f"ratio={tw['ratio']:.3f}"
     tail += f" rss_mb={memory['rss_mb']:.1f}" if memory else " rss_mb=nan"
+    if "turnwise simulate (process)" in rows:
+        tail += f" process_ratio={rows['turnwise simulate (process)']['ratio']:.3f}"
     if "lock-step aiohttp" in rows:
         tail += f" lockstep_ratio={rows['lock-step aiohttp']['ratio']:.3f}"
     tail += (f" wall_s={tw['wall_s']:.3f} bound_s={tw['bound_s']:.3f} calls={tw['calls']} failed={tw['failed']}"
