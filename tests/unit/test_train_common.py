@@ -176,3 +176,23 @@ def test_zero3_config_passes_deepspeeds_own_parser(tmp_path):
     assert parsed.zero_optimization_stage == 3
     assert parsed.train_micro_batch_size_per_gpu == 2 and parsed.gradient_accumulation_steps == 4
     assert parsed.zero_config.gather_16bit_weights_on_model_save  # the output loads with from_pretrained
+
+
+@pytest.mark.parametrize(("env", "kind", "warned"), [
+    ("ACCELERATE_USE_FSDP", "MULTI_CPU", True), ("ACCELERATE_USE_DEEPSPEED", "MULTI_CPU", True),
+    ("ACCELERATE_USE_FSDP", "FSDP", False), (None, "MULTI_CPU", False)])
+def test_a_sharding_config_that_runs_as_data_parallel_is_said(monkeypatch, caplog, env, kind, warned):
+    from enum import Enum
+    from types import SimpleNamespace
+
+    from turnwise.train.common import distributed
+
+    for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"):
+        monkeypatch.delenv(name, raising=False)
+    if env:
+        monkeypatch.setenv(env, "true")
+    state = SimpleNamespace(distributed_type=Enum("T", {kind: kind})[kind], num_processes=2)
+    trainer = SimpleNamespace(accelerator=SimpleNamespace(state=state), is_world_process_zero=lambda: True)
+    with caplog.at_level("WARNING", logger="turnwise.train.common"):
+        assert distributed(trainer) == {"type": kind, "processes": 2}
+    assert ("plain data parallel" in caplog.text) is warned
