@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from turnwise.detect import lexicon as lx
@@ -129,7 +130,7 @@ def _question_clauses(tokens: list[Token]) -> list[list[Token]]:
 
 def _name_cues(tokens: list[Token], history: Sequence[str]) -> list[Cue]:
     """A name in the turn carries its own topic, unless it shortens a longer name said earlier ("Joe")."""
-    earlier = [_names(tokenize_en(text), spans=True) for text in history]
+    earlier = [_text_names(text) for text in history]
     longer = {word for spans in earlier for span in spans if len(span) > 1 for word in span}
     whole = {" ".join(span) for spans in earlier for span in spans}
     found = []
@@ -156,9 +157,22 @@ def _names(tokens: list[Token], *, spans: bool = False) -> list:
     return runs if spans else [w for run in runs for w in run]
 
 
+# An earlier turn is read again as the history of every later one: what the cues take from it is memoized.
+@functools.lru_cache(maxsize=16384)
+def _text_names(text: str) -> tuple[tuple[str, ...], ...]:
+    """The runs of names in a history turn."""
+    return tuple(tuple(span) for span in _names(tokenize_en(text), spans=True))
+
+
+@functools.lru_cache(maxsize=16384)
+def _text_vocab(text: str) -> frozenset[str]:
+    """The singular forms of a history turn's words."""
+    return frozenset(_singular(t.low) for t in tokenize_en(text))
+
+
 def _definite_cues(tokens: list[Token], history: Sequence[str]) -> list[Cue]:
     """"the X" for an X named earlier, a relational X ("the score"), or an X that nothing restricts."""
-    seen = {_singular(t.low) for text in history for t in tokenize_en(text)} - lx.STOPWORDS_EN
+    seen = set().union(*(_text_vocab(text) for text in history)) - lx.STOPWORDS_EN
     found = []
     for i, tok in enumerate(tokens):
         if tok.low != "the" or i + 1 >= len(tokens) or tokens[i + 1].is_punct or tokens[i + 1].text[:1].isupper():

@@ -39,7 +39,9 @@ class Token:
 
     @property
     def is_punct(self) -> bool:
-        return self.tag == "x" or all(ch in _PUNCT or ch.isspace() for ch in self.text)
+        if self.tag == "x":
+            return True
+        return not self.text[:1].isalnum() and all(ch in _PUNCT or ch.isspace() for ch in self.text)
 
 
 def language(text: str) -> str:
@@ -52,7 +54,16 @@ def language(text: str) -> str:
 
 
 def tokenize_en(text: str) -> list[Token]:
-    """English words and sentence punctuation; a clitic (``'s``, ``'t``, ``'re``) is its own token."""
+    """English words and sentence punctuation; a clitic (``'s``, ``'t``, ``'re``) is its own token.
+
+    Memoized (tokens are immutable; each call gets its own list): a dialogue's earlier turns are read again as
+    the history of every later one.
+    """
+    return list(_tokenize_en(text))
+
+
+@functools.lru_cache(maxsize=16384)
+def _tokenize_en(text: str) -> tuple[Token, ...]:
     tokens: list[Token] = []
     for match in _EN_TOKEN.finditer(text):
         word = match.group().replace("’", "'")
@@ -60,7 +71,7 @@ def tokenize_en(text: str) -> list[Token]:
         if head:
             tokens.append(Token(head, head.lower(), "x" if head in _PUNCT else ""))
         tokens.extend(Token("'" + c, "'" + c.lower()) for c in clitics if c)
-    return tokens
+    return tuple(tokens)
 
 
 @functools.lru_cache(maxsize=1)

@@ -56,17 +56,17 @@ def simulate(ctx: StageContext) -> StageResult:
     seeds = read_seed_list(ctx, ctx.input("seeds"))
     ctx.total(len(seeds))
 
-    async def go() -> dict[str, Any]:
+    async def go() -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
         async with ctx.open_models("user", "assistant") as (user, assistant):
             with ctx.records("dialogues") as run:
                 result = await run_simulate(seeds, user, assistant, run.store, s, on_record=lambda _: ctx.advance())
                 run.cost = result.cost()
-                run.fields["stats"] = summarize(read_stage_output(run.store.path)).to_dict()
-        return result.cost()
+                records = read_stage_output(run.store.path)
+                stats = summarize(records)  # once: the manifest's and the summary line's
+                run.fields["stats"] = stats.to_dict()
+        return result.cost(), records, stats
 
-    cost = asyncio.run(go())
-    records = read_stage_output(ctx.output("dialogues"))
-    stats = summarize(records)
+    cost, records, stats = asyncio.run(go())
     read = replies(records)
     example = next((r["messages"][2]["content"] for r in records if len(r["messages"]) > 2), None)
     by_role = "; ".join(f"{role}: calls {c['calls']}, cached {c['cached']}, failed {c['failed']}, tokens "
