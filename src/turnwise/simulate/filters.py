@@ -114,25 +114,49 @@ def _units(normalized: str) -> set[str]:
 
 @dataclass
 class TurnHistory:
-    """What a new user turn is compared with, each earlier turn normalized once (not once per check).
+    """What a new user turn is compared with: each earlier turn normalized once (not once per check), and only
+    when a filter asks (with the filters off, nothing is computed).
 
     Attributes:
-        asked: normalized earlier user turns (the seed first).
-        asked_units: their shingles.
-        answer_units: shingles of the earlier assistant answers.
+        users: earlier user turns (the seed first), as said.
+        answers: earlier assistant answers, as said.
     """
 
-    asked: set[str] = field(default_factory=set)
-    asked_units: list[set[str]] = field(default_factory=list)
-    answer_units: list[set[str]] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+    _asked: set[str] = field(default_factory=set, repr=False)
+    _asked_units: list[set[str]] = field(default_factory=list, repr=False)
+    _answer_units: list[set[str]] = field(default_factory=list, repr=False)
 
     def add_user(self, text: str) -> None:
-        key = normalize(text)
-        self.asked.add(key)
-        self.asked_units.append(_units(key))
+        self.users.append(text)
 
     def add_answer(self, text: str) -> None:
-        self.answer_units.append(shingles(text))
+        self.answers.append(text)
+
+    def _catch_up_users(self) -> None:
+        for text in self.users[len(self._asked_units):]:
+            key = normalize(text)
+            self._asked.add(key)
+            self._asked_units.append(_units(key))
+
+    @property
+    def asked(self) -> set[str]:
+        """The earlier user turns, normalized."""
+        self._catch_up_users()
+        return self._asked
+
+    @property
+    def asked_units(self) -> list[set[str]]:
+        """Their shingles."""
+        self._catch_up_users()
+        return self._asked_units
+
+    @property
+    def answer_units(self) -> list[set[str]]:
+        """Shingles of the earlier assistant answers."""
+        self._answer_units += [shingles(text) for text in self.answers[len(self._answer_units):]]
+        return self._answer_units
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
