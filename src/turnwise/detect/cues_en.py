@@ -158,13 +158,13 @@ def _names(tokens: list[Token], *, spans: bool = False) -> list:
 
 
 # An earlier turn is read again as the history of every later one: what the cues take from it is memoized.
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=1024)
 def _text_names(text: str) -> tuple[tuple[str, ...], ...]:
     """The runs of names in a history turn."""
     return tuple(tuple(span) for span in _names(tokenize_en(text), spans=True))
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=1024)
 def _text_vocab(text: str) -> frozenset[str]:
     """The singular forms of a history turn's words."""
     return frozenset(_singular(t.low) for t in tokenize_en(text))

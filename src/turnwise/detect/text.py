@@ -62,7 +62,7 @@ def tokenize_en(text: str) -> list[Token]:
     return list(_tokenize_en(text))
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=1024)
 def _tokenize_en(text: str) -> tuple[Token, ...]:
     tokens: list[Token] = []
     for match in _EN_TOKEN.finditer(text):
