@@ -160,10 +160,11 @@ def run_process(base_url: str, texts: list[str], args: argparse.Namespace, work:
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode:
         raise RuntimeError(f"turnwise simulate failed ({done.returncode}): {done.stderr[-2000:]}")
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
-    calls = sum(r["meta"]["cost"]["user"]["calls"] + r["meta"]["cost"]["assistant"]["calls"] for r in records)
-    return {"calls": calls, "failed": sum(r["status"] != "ok" for r in records),
-            "ok": sum(r["status"] == "ok" for r in records), "regenerations": 0}
+    # The counts come from the small manifest, not by parsing every record inside the timed region.
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text(encoding="utf-8"))
+    counts, cost = manifest["counts"], manifest["runs"][-1]["cost"]
+    return {"calls": sum(role["calls"] for role in cost.values()), "failed": counts.get("failed", 0),
+            "ok": counts.get("ok", 0), "regenerations": 0}
 
 
 def rss_run(args: argparse.Namespace, work: Path) -> dict:
