@@ -7,9 +7,13 @@ Shared-prefix DPO against TRL's plain DPO: the same pairs, the same steps, the s
     python bench/prefix_dpo.py --model-size 0.5b    # a random-init Qwen2 of ~0.5B parameters, bf16, CUDA
     python bench/prefix_dpo.py --turns 4            # longer histories (the default: history ≈ 4.8 × answer)
 
-The two ways train in two processes at once, in lockstep: one step of plain, then one of shared, and so on,
-each timing only its own steps. A machine whose load changes over a minute (other jobs, other tests) then
-slows both alike, and the ratio holds where two runs one after the other can differ by 3× here. Each
+Three ways: ``plain`` (TRL's two rows per pair), ``mask`` (the shared row under a dense ``(rows, 1, S, S)``
+mask) and ``segments`` (the shared row, attention over gathered per-branch sequences, no mask; the default of
+``shared_prefix``). They train in three processes at once, in lockstep: one step of plain, then one of mask,
+then one of segments, and so on, each timing only its own steps. A machine whose load changes over a minute
+(other jobs, other tests) then slows all alike, and the ratios hold where runs one after the other can
+differ by 3× here. The attention-mask memory of both shared layouts is measured on one row of S = 8,192
+(:func:`mask_memory`). Each
 process's peak memory is its own: peak RSS on the CPU, ``torch.cuda.max_memory_allocated`` on a GPU.
 
 Tokens are TRL's ``num_tokens`` for both ways: the non-padding tokens of prompt + chosen and prompt +
@@ -18,7 +22,7 @@ of the step times. A rate is the median over steps 2..N of a step's tokens / sec
 
 The last line is key=value pairs for scripts::
 
-    speedup=1.62 plain_tokens_per_s=9000 shared_tokens_per_s=14600 plain_peak_mb=900 shared_peak_mb=850 ...
+    speedup_mask=1.62 speedup_segments=1.70 plain_tokens_per_s=9000 ... mask_bytes_at_8192=67108864 ...
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from typing import Any
 # train_throughput.py sits beside this script, hence on sys.path when it runs as `python bench/prefix_dpo.py`.
 from train_throughput import build_05b, write_data
 
-WAYS = ("plain", "shared")
+WAYS = ("plain", "mask", "segments")  # TRL's two rows per pair; the shared row under a dense mask; by segments
+MASK_SIZE = 8192  # the row length at which each layout's attention-mask memory is measured
 PRESETS = {  # model size -> (steps, per-device batch, max_length, turns before the last question)
     "tiny": (20, 4, 512, 2),
     "0.5b": (20, 8, 1024, 4),
@@ -98,12 +103,13 @@ def worker(way: str, paths: dict[str, str], args: argparse.Namespace, events: di
 
     cuda = args.model_size != "tiny"
     settings = {"data": paths["data"], "model": paths["model"], "output": f"{paths['root']}/{way}", "seed": 0,
+                "prefix_attention": way if way != "plain" else "segments",
                 "max_steps": args.steps, "per_device_train_batch_size": args.batch, "max_length": args.max_length,
                 "logging_steps": 1, "save_steps": 10**9, "gradient_checkpointing": False, "learning_rate": 1e-5,
                 "warmup_steps": 0, "precision": "bf16" if cuda else "fp32", "device": "cuda" if cuda else "cpu",
-                "resume": False, "shared_prefix": way == "shared", "trl_args": {"disable_tqdm": True}}
-    other = WAYS[1 - WAYS.index(way)]
-    clock = lockstep_callback(events[way], events[other], events["done"], cuda)
+                "resume": False, "shared_prefix": way != "plain", "trl_args": {"disable_tqdm": True}}
+    following = WAYS[(WAYS.index(way) + 1) % len(WAYS)]
+    clock = lockstep_callback(events[way], events[following], events["done"], cuda)
     cfg = load_config(DPOTrainConfig, overrides=settings)
     trainer, report, placement = build_dpo_trainer(cfg, callbacks=[clock])
     trainer.remove_callback(PrinterCallback)  # no dict per step on stdout
@@ -139,6 +145,36 @@ def run_both(paths: dict[str, str], args: argparse.Namespace) -> dict[str, dict]
     for process in processes:
         process.join()
     return results
+
+
+def mask_memory(size: int = MASK_SIZE) -> dict[str, int]:
+    """Bytes each shared layout hands the model to keep a pair's answers apart, for one row of ``size`` tokens.
+
+    The row is one pair whose history is 7/8 of it, built by the collators' own functions: the dense layout's
+    boolean ``(1, 1, S, S)`` mask (sdpa; eager's additive float32 mask is 4× that) against the segment
+    layout's index plus every index the kernel derives from it (the history's key bias, the rejected
+    positions). Measured on real tensors, not computed from a formula.
+    """
+    import torch
+
+    from turnwise.train.prefix_dpo import shared_attention_mask
+    from turnwise.train.prefix_layout import PairIds, segment_index, shared_layout
+    from turnwise.train.segment_attention import SegmentIndex
+
+    history = size * 7 // 8
+    answer = (size - history - 1) // 2
+    pair = PairIds(list(range(history)), [1] * answer, [2] * (size - history - 1 - answer))
+    rows, _ = shared_layout([pair], pad_token_id=0)
+    assert len(rows[0]) == size
+    pair_ids, branch_ids = torch.tensor([rows[0].pair_ids]), torch.tensor([rows[0].branch_ids])
+    dense = shared_attention_mask(pair_ids, branch_ids)
+    additive = shared_attention_mask(pair_ids, branch_ids, additive_dtype=torch.float32)
+    segments = SegmentIndex(*(torch.tensor(values) for values in segment_index(rows)))
+    plan = segments.plan(torch.float32, size)  # the indices the kernel derives from it, once per forward
+    derived = sum(t.nelement() * t.element_size() for t in vars(plan).values())
+    return {"mask_bytes": dense.nelement() * dense.element_size(),
+            "mask_eager_bytes": additive.nelement() * additive.element_size(),
+            "segments_bytes": segments.nbytes + derived}
 
 
 def parse_args() -> argparse.Namespace:
@@ -183,15 +219,21 @@ def main() -> None:
             model = build_tiny_model(root / "model", **CPU_MODEL)
         _, data = write_data(root, args.turns, rows=args.steps * args.batch)
         results = run_both({"root": tmp, "model": str(model), "data": str(data)}, args)
+    memory = mask_memory()
     for way in WAYS:
         r = results[way]
         print(f"{way}: {r['rows']} pairs, history {r['history_ratio']:.1f} × answer, {r['placement']}: "
               f"{r['tokens_per_s']:,.0f} tokens/s (median of steps 2-{args.steps}), peak {r['peak_mb']:,.0f} MB")
-    plain, shared = results["plain"], results["shared"]
+    print(f"attention-mask memory for one row of S = {MASK_SIZE:,}: mask {memory['mask_bytes'] / 2**20:,.1f} MiB "
+          f"(boolean; eager's additive float32 {memory['mask_eager_bytes'] / 2**20:,.1f} MiB), "
+          f"segments {memory['segments_bytes'] / 2**10:,.1f} KiB")
+    plain = results["plain"]
     device = torch.cuda.get_device_name(0).replace(" ", "_") if cuda else "cpu"
-    print(f"speedup={shared['tokens_per_s'] / plain['tokens_per_s']:.2f} "
-          f"plain_tokens_per_s={plain['tokens_per_s']:.0f} shared_tokens_per_s={shared['tokens_per_s']:.0f} "
-          f"plain_peak_mb={plain['peak_mb']:.0f} shared_peak_mb={shared['peak_mb']:.0f} "
+    print(f"speedup_mask={results['mask']['tokens_per_s'] / plain['tokens_per_s']:.2f} "
+          f"speedup_segments={results['segments']['tokens_per_s'] / plain['tokens_per_s']:.2f} "
+          + " ".join(f"{way}_tokens_per_s={results[way]['tokens_per_s']:.0f}" for way in WAYS) + " "
+          + " ".join(f"{way}_peak_mb={results[way]['peak_mb']:.0f}" for way in WAYS) + " "
+          f"mask_bytes_at_{MASK_SIZE}={memory['mask_bytes']} segments_bytes_at_{MASK_SIZE}={memory['segments_bytes']} "
           f"history_ratio={plain['history_ratio']:.1f} model={args.model_size} device={device} steps={args.steps} "
           f"batch={args.batch}")
 

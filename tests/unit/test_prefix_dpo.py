@@ -74,13 +74,15 @@ def max_diff(a, b) -> float:
     return (a - b).abs().max().item()
 
 
+@pytest.mark.parametrize("prefix_attention", ["segments", "mask"])
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_same_logps_loss_metrics_and_gradients_as_trl(setup, attn):
+def test_same_logps_loss_metrics_and_gradients_as_trl(setup, attn, prefix_attention):
     plain_trainer, plain_batch = build(setup, False, attn_implementation=attn)
-    shared_trainer, shared_batch = build(setup, True, attn_implementation=attn)
+    shared_trainer, shared_batch = build(setup, True, attn_implementation=attn, prefix_attention=prefix_attention)
     assert type(shared_trainer).__name__ == "SharedPrefixDPOTrainer"
     assert plain_batch["input_ids"].shape[0] == 8 and (plain_batch["attention_mask"] == 0).any()  # padded
-    assert shared_batch["shared"]["input_ids"].shape[0] == 3  # two short pairs share a row
+    # the dense mask packs two short pairs in a row; the segment attention takes one pair per row
+    assert shared_batch["shared"]["input_ids"].shape[0] == (3 if prefix_attention == "mask" else 4)
     plain, shared = step(plain_trainer, plain_batch), step(shared_trainer, shared_batch)
 
     for which in ("policy", "ref"):  # (chosen, rejected), one value per pair
@@ -98,17 +100,113 @@ def test_same_logps_loss_metrics_and_gradients_as_trl(setup, attn):
     assert all(g.abs().sum() > 0 for g in shared["grads"].values())
 
 
-def test_lora_gradients_match(setup):
+@pytest.mark.parametrize("prefix_attention", ["segments", "mask"])
+def test_lora_gradients_match(setup, prefix_attention):
     """LoRA, no ref_model: TRL's reference is the adapter-disabled model, through the shared forward too."""
     lora = {"lora": True, "lora_r": 4, "lora_dropout": 0.0, "ref_model": None}
     plain_trainer, plain_batch = build(setup, False, **lora)
-    shared_trainer, shared_batch = build(setup, True, **lora)
+    shared_trainer, shared_batch = build(setup, True, prefix_attention=prefix_attention, **lora)
     assert shared_trainer.ref_model is None
     plain, shared = step(plain_trainer, plain_batch), step(shared_trainer, shared_batch)
     for p, s in zip(plain["ref"], shared["ref"], strict=True):
         assert max_diff(p, s) < TOL
     assert abs(plain["loss"].item() - shared["loss"].item()) < TOL
     assert max(max_diff(plain["grads"][n], shared["grads"][n]) for n in plain["grads"]) < TOL
+
+
+def test_gradient_checkpointing_recomputes_with_the_segments(setup, monkeypatch):
+    """The recomputation in the backward pass must see the segment index again, not a plain causal row."""
+    from turnwise.train import segment_attention
+
+    calls = []
+    original = segment_attention.segment_attention
+    monkeypatch.setattr(segment_attention, "segment_attention", lambda *a, **k: calls.append(1) or original(*a, **k))
+    plain_trainer, plain_batch = build(setup, False)
+    shared_trainer, shared_batch = build(setup, True)
+    for trainer in (plain_trainer, shared_trainer):  # as Trainer.train() does when activation checkpointing is on
+        trainer.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert "rejected" in shared_batch["shared"] and shared_trainer.model.is_gradient_checkpointing
+    plain = step(plain_trainer, plain_batch)
+    calls.clear()
+    shared = step(shared_trainer, shared_batch)
+    layers = shared_trainer.model.config.num_hidden_layers
+    # step(): policy and reference log-probs; compute_loss: the policy's and the reference's forward; then the
+    # backward's recomputation of the policy's layers: 5 per layer (4 if the recomputation ran without segments)
+    assert len(calls) == 5 * layers
+    assert abs(plain["loss"].item() - shared["loss"].item()) < TOL
+    assert max(max_diff(plain["grads"][n], shared["grads"][n]) for n in plain["grads"]) < TOL
+
+
+@pytest.mark.parametrize("kernel", ["sdpa", "eager"])
+def test_installed_model_runs_plain_batches_and_saves_clean(tmp_path, tiny_model_dir, kernel):
+    """Outside a segment forward the switched model is the old one: a padded batch, generation, a saved config."""
+    from transformers import AutoModelForCausalLM
+
+    from turnwise.train import segment_attention
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=kernel)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10], [5, 6, 7, 0, 0, 0]])
+    mask = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0]])
+    before = model(input_ids=ids, attention_mask=mask).logits
+    generated = model.generate(ids[:1, :3], max_new_tokens=4, do_sample=False)
+    segment_attention.install(model)
+    segment_attention.install(model)  # idempotent
+    assert model.config._attn_implementation == f"turnwise_segments_{kernel}"
+    assert max_diff(model(input_ids=ids, attention_mask=mask).logits, before) == 0
+    assert torch.equal(model.generate(ids[:1, :3], max_new_tokens=4, do_sample=False), generated)
+    model.save_pretrained(tmp_path / "saved")
+    assert "turnwise" not in (tmp_path / "saved" / "config.json").read_text("utf-8")
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_segment_attention_equals_the_dense_mask(split):
+    """Random q/k/v over four rows (a long pair; two pairs with no history at all; padding in most rows):
+    the segment kernels give the dense mask's outputs and gradients, both the split one (the CPU default) and
+    the whole-sequence one (other devices), with grouped-query heads."""
+    from turnwise.train import segment_attention
+    from turnwise.train.prefix_dpo import shared_attention_mask
+    from turnwise.train.prefix_layout import PairIds, segment_index, shared_layout
+
+    pairs = [PairIds([5], [6], [7]), PairIds([1, 2, 3, 4, 5, 6], [7, 8], [8]), PairIds([9], [10], [11, 12]),
+             PairIds([1, 2, 3], [4], [5, 6, 7])]
+    rows, _ = shared_layout(pairs, pad_token_id=0, pack=False)
+    segments = segment_attention.SegmentIndex(*(torch.tensor(v) for v in segment_index(rows)))
+    pair_ids = torch.tensor([row.pair_ids for row in rows])
+    mask = shared_attention_mask(pair_ids, torch.tensor([row.branch_ids for row in rows]))
+    real = (pair_ids >= 0)[:, :, None, None]  # padding's output is unused by either layout
+    generator = torch.Generator().manual_seed(0)
+    shape = (len(rows), 4, pair_ids.shape[1], 8)
+    q = torch.randn(shape, generator=generator, requires_grad=True)
+    k, v = (torch.randn((shape[0], 2, *shape[2:]), generator=generator, requires_grad=True) for _ in range(2))
+    weight = torch.randn(shape[0], shape[2], 4, 8, generator=generator)
+
+    def run(fn):
+        for t in (q, k, v):
+            t.grad = None
+        out = fn()
+        (out * weight * real).sum().backward()
+        return out * real, [t.grad.clone() for t in (q, k, v)]
+
+    dense, dense_grads = run(lambda: torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), attn_mask=mask, scale=0.3).transpose(1, 2))
+    seg, seg_grads = run(lambda: segment_attention.segment_attention(None, q, k, v, segments, scaling=0.3,
+                                                                     split=split))
+    assert max_diff(dense, seg) < 1e-5
+    for a, b in zip(dense_grads, seg_grads, strict=True):
+        assert max_diff(a, b) < 1e-5 and a.abs().sum() > 0
+
+
+def test_segment_attention_refuses_flash_kernels():
+    from turnwise.train import segment_attention
+
+    class Config:
+        _attn_implementation = "flash_attention_2"
+
+    class Model:
+        config = Config()
+
+    with pytest.raises(ValueError, match="not flash_attention_2"):
+        segment_attention.install(Model())
 
 
 def test_mask_by_hand():

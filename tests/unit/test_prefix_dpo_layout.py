@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import pytest
 
-from turnwise.train.prefix_layout import IGNORE, PairIds, SharedRow, add_pair, pack_pairs, shared_layout
+from turnwise.train.prefix_layout import (
+    IGNORE,
+    PairIds,
+    SharedRow,
+    add_pair,
+    pack_pairs,
+    segment_index,
+    shared_layout,
+)
 
 A = PairIds([1, 2, 3], [4, 5], [6])
 B = PairIds([7, 8], [9], [10, 11])
@@ -78,3 +86,23 @@ def test_no_packing_and_empty_prompt():
     assert len(rows) == 2 and index == [2, 3, 8, 5, 10, 11]
     with pytest.raises(ValueError, match="at least one prompt token"):
         shared_layout([PairIds([], [1], [2])], pad_token_id=0)
+
+
+def test_segment_index_by_hand():
+    """Rows [A] and [B, pad] (width 7, pack=False). A: history columns 0 1, rejected branch 5 6. B (flat 7..):
+    history column 7, chosen 8 9, rejected 10 11 12; padding 13."""
+    rows, _ = shared_layout([A, B], pad_token_id=0, pack=False)
+    history, rejected, lengths = segment_index(rows)
+    assert history == [2, 1]
+    assert rejected == [[5, 6, 0], [10, 11, 12]]
+    assert lengths == [2, 3]
+
+
+def test_segment_index_refuses_packed_rows():
+    e, g = PairIds([5], [6], [7]), PairIds([9], [10], [11])
+    long = PairIds([1, 2, 3, 4, 5, 6], [7], [8])
+    rows, _ = shared_layout([e, long, g], pad_token_id=0)
+    with pytest.raises(ValueError, match="one pair per row"):
+        segment_index(rows)
+    rows, _ = shared_layout([e, long, g], pad_token_id=0, pack=False)
+    assert segment_index(rows) == ([0, 5, 0], [[2, 3], [9 + 7, 9 + 8], [18 + 2, 18 + 3]], [2, 2, 2])

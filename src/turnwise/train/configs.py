@@ -197,6 +197,10 @@ class DPOTrainConfig(TrainConfig):
             memory for a 0.5B model on an H100, where it was 0.5-0.99x as fast (docs/training.md). Needs
             attn_implementation sdpa or eager (else TRL's path is used, with a warning); false (the default) =
             TRL's plain DPOTrainer.
+        prefix_attention: how a shared row keeps the two answers apart: ``segments`` (the default) gathers each
+            answer's history + answer into a plain causal sequence for the attention alone, so no mask is built
+            (O(S) index memory) and the kernel runs unmasked; ``mask`` builds the dense ``(rows, 1, S, S)`` mask.
+            Both give TRL's loss and gradients (tests/unit/test_prefix_dpo.py).
     """
 
     learning_rate: float = 1e-6
@@ -205,6 +209,7 @@ class DPOTrainConfig(TrainConfig):
     ref_model: str | None = None
     precompute_ref_log_probs: bool = False
     shared_prefix: bool = False
+    prefix_attention: str = "segments"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -212,3 +217,5 @@ class DPOTrainConfig(TrainConfig):
             raise ValueError(f"beta must be positive, got {self.beta}")
         if self.sft_weight < 0:
             raise ValueError(f"sft_weight must be 0 or more, got {self.sft_weight}")
+        if self.prefix_attention not in ("segments", "mask"):
+            raise ValueError(f"prefix_attention must be segments or mask, got {self.prefix_attention!r}")

@@ -85,7 +85,10 @@ def build_dpo_trainer(cfg: DPOTrainConfig, *, callbacks: list[Any] | None = None
     args = trl.DPOConfig(
         **trl_args(cfg, placement), **dpo_loss_args(cfg), precompute_ref_log_probs=cfg.precompute_ref_log_probs
     )
-    trainer = _trainer_class(cfg)(
+    trainer_class = _trainer_class(cfg)
+    extra = {} if trainer_class is trl.DPOTrainer else {"attention": cfg.prefix_attention}
+    trainer = trainer_class(
+        **extra,
         model=resolve(cfg.model),
         ref_model=_reference(cfg, placement),
         args=args,
@@ -110,7 +113,7 @@ def _trainer_class(cfg: DPOTrainConfig) -> type:
         log.warning("shared_prefix needs an attention kernel that takes a 4-D mask (sdpa, eager), not %s; "
                     "training on TRL's plain pairs instead", cfg.attn_implementation)
         return trl.DPOTrainer
-    log.info("dpo: shared-prefix layout (each history runs once per pair)")
+    log.info("dpo: shared-prefix layout (each history runs once per pair), attention by %s", cfg.prefix_attention)
     return SharedPrefixDPOTrainer
 
 

@@ -39,11 +39,14 @@ from trl import DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import FusedCausalLMOutput
 
-from turnwise.train.prefix_layout import PairIds, shared_layout
+from turnwise.train import segment_attention
+from turnwise.train.prefix_layout import PairIds, segment_index, shared_layout
 
 log = logging.getLogger(__name__)
 
 MASK_KERNELS = ("sdpa", "eager")  # attention implementations that take a dense 4-D mask
+SEGMENT_FIELDS = ("history", "rejected", "rejected_lengths")  # the shared batch's segment index, in order
+ATTENTIONS = ("segments", "mask")  # how a shared row's attention is restricted: segment indices, or a dense mask
 _PER_TOKEN = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
 _PATCHED = "_turnwise_shared_prefix"
 _CHECKED = "_turnwise_shared_prefix_checked"
@@ -62,14 +65,22 @@ class SharedPrefixCollator(DataCollatorMixin):
         pad_token_id: the padding token.
         max_length: the longest prompt + answer allowed; a longer pair is an error (TRL's collator would cut
             it, and the two layouts would disagree). turnwise fits every pair before TRL sees it.
-        pack: put several pairs in one row when they fit within the longest pair of the batch.
+        pack: put several pairs in one row when they fit within the longest pair of the batch (mask only: the
+            segment attention takes one pair per row).
+        attention: ``"segments"`` (segment indices, O(S); :mod:`turnwise.train.segment_attention`) or
+            ``"mask"`` (the pair and branch ids a dense ``(rows, 1, S, S)`` mask is built from).
         return_tensors: only ``"pt"``.
     """
 
     pad_token_id: int
     max_length: int | None = None
     pack: bool = True
+    attention: str = "segments"
     return_tensors: str = "pt"
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         pairs = [PairIds(e["prompt_ids"], e["chosen_ids"], e["rejected_ids"]) for e in examples]
@@ -78,10 +89,16 @@ class SharedPrefixCollator(DataCollatorMixin):
             raise ValueError(f"a pair of {longest} tokens (prompt + longer answer) exceeds max_length "
                              f"{self.max_length}; fit pairs before collating (turnwise.train.data.dpo_rows)")
         batch = DataCollatorForPreference(pad_token_id=self.pad_token_id)(examples)
-        rows, index = shared_layout(pairs, self.pad_token_id, pack=self.pack)
-        shared = {name: torch.tensor([getattr(row, name) for row in rows]) for name in
-                  ("input_ids", "position_ids", "pair_ids", "branch_ids", "shift_labels")}
+        # the segment attention runs one pair per row (its rows' causal attention is the chosen branch's)
+        rows, index = shared_layout(pairs, self.pad_token_id, pack=self.pack and self.attention == "mask")
+        names = ("input_ids", "position_ids", "shift_labels")
+        if self.attention == "mask":
+            names += ("pair_ids", "branch_ids")
+        shared = {name: torch.tensor([getattr(row, name) for row in rows]) for name in names}
         shared["index"] = torch.tensor(index, dtype=torch.long)
+        if self.attention == "segments":
+            for name, values in zip(SEGMENT_FIELDS, segment_index(rows), strict=True):
+                shared[name] = torch.tensor(values, dtype=torch.long)
         batch["shared"] = shared
         return batch
 
@@ -109,15 +126,22 @@ def shared_attention_mask(pair_ids: Any, branch_ids: Any, *, additive_dtype: Any
 
 def _run_shared(model: Any, fused_forward: Any, shared: dict[str, Any], labels: Any) -> Any:
     """Run the shared rows through TRL's fused forward and lay every per-token output out as the plain batch."""
-    implementation = model.config._attn_implementation
+    implementation = segment_attention.base_kernel(model.config._attn_implementation)
     if not supports_shared_prefix(implementation):
         raise ValueError(f"shared-prefix DPO needs an attention kernel that takes a 4-D mask "
                          f"({', '.join(MASK_KERNELS)}), not {implementation}; use attn_implementation: sdpa, or "
                          "shared_prefix: false")
-    dtype = None if implementation == "sdpa" else model.get_input_embeddings().weight.dtype
-    mask = shared_attention_mask(shared["pair_ids"], shared["branch_ids"], additive_dtype=dtype)
-    out = fused_forward(input_ids=shared["input_ids"], attention_mask=mask, position_ids=shared["position_ids"],
-                        shift_labels=shared["shift_labels"], fused_lm_head=True, use_cache=False)
+    common = {"input_ids": shared["input_ids"], "position_ids": shared["position_ids"],
+              "shift_labels": shared["shift_labels"], "fused_lm_head": True, "use_cache": False}
+    if SEGMENT_FIELDS[0] in shared:
+        segment_attention.install(model)
+        segments = segment_attention.SegmentIndex(*(shared[name] for name in SEGMENT_FIELDS))
+        with segment_attention.segment_forward():
+            out = fused_forward(attention_mask=None, **{segment_attention.NAME: segments}, **common)
+    else:
+        dtype = None if implementation == "sdpa" else model.get_input_embeddings().weight.dtype
+        mask = shared_attention_mask(shared["pair_ids"], shared["branch_ids"], additive_dtype=dtype)
+        out = fused_forward(attention_mask=mask, **common)
     plain_mask = labels[:, 1:] != -100  # TRL's fused head scores position i against label i + 1
     index = shared["index"]
     # Checked on a model's first shared batch only: reading the count back waits for the GPU, every step, and
@@ -163,11 +187,12 @@ def add_shared_prefix_forward(model: Any) -> None:
 class SharedPrefixDPOTrainer(DPOTrainer):
     """TRL's DPOTrainer with the shared-prefix collator and forward; its loss code is TRL's, untouched.
 
-    Takes DPOTrainer's arguments, plus ``pack`` (several pairs per row when they fit). Text-only: the
+    Takes DPOTrainer's arguments, plus ``pack`` (several pairs per row when they fit) and ``attention``
+    (:class:`SharedPrefixCollator`). Text-only: the
     ``processing_class`` must be a tokenizer.
     """
 
-    def __init__(self, *args: Any, pack: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pack: bool = True, attention: str = "segments", **kwargs: Any) -> None:
         from transformers import PreTrainedTokenizerBase
 
         tokenizer, config = kwargs.get("processing_class"), kwargs.get("args")
@@ -176,7 +201,8 @@ class SharedPrefixDPOTrainer(DPOTrainer):
         if kwargs.get("data_collator") is None:
             if tokenizer.pad_token is None:  # as DPOTrainer does
                 tokenizer.pad_token = tokenizer.eos_token
-            kwargs["data_collator"] = SharedPrefixCollator(tokenizer.pad_token_id, config.max_length, pack)
+            kwargs["data_collator"] = SharedPrefixCollator(tokenizer.pad_token_id, config.max_length, pack,
+                                                           attention)
         super().__init__(*args, **kwargs)
 
     def _add_shared_forwards(self) -> None:

@@ -156,3 +156,26 @@ def shared_layout(pairs: list[PairIds], pad_token_id: int, *, pack: bool = True)
             answer = pair.chosen if branch == 1 else pair.rejected
             index += [r * width + start + j for j in range(len(answer))]
     return rows, index
+
+
+def segment_index(rows: list[SharedRow]) -> tuple[list[int], list[list[int]], list[int]]:
+    """The segments of the mask-free attention (:mod:`turnwise.train.segment_attention`); one pair per row.
+
+    Returns:
+        ``(history, rejected, rejected_lengths)``: each row's history length (its chosen branch starts there);
+        the flat positions ``row * S + column`` of each row's rejected branch, padded with 0 to the longest;
+        each branch's real length.
+
+    Raises:
+        ValueError: a row holds more than one pair (lay them out with ``pack=False``).
+    """
+    width = len(rows[0]) if rows else 0
+    history, rejected = [], []
+    for r, row in enumerate(rows):
+        if any(pair > 0 for pair in row.pair_ids):
+            raise ValueError("the segment attention takes one pair per row; lay the pairs out with pack=False")
+        history.append(row.branch_ids.count(0))
+        rejected.append([r * width + column for column, branch in enumerate(row.branch_ids) if branch == 2])
+    lengths = [len(branch) for branch in rejected]
+    longest = max(lengths, default=0)
+    return history, [branch + [0] * (longest - len(branch)) for branch in rejected], lengths
