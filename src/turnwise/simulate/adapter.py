@@ -51,18 +51,28 @@ def read_seed_list(ctx: StageContext, path: Path) -> list[Any]:
 def simulate(ctx: StageContext) -> StageResult:
     from turnwise.records import read_stage_output
     from turnwise.simulate import run_simulate, summarize
+    from turnwise.simulate.stats import count_dependent
 
     s = ctx.settings
     seeds = read_seed_list(ctx, ctx.input("seeds"))
     ctx.total(len(seeds))
 
+    # Each dialogue's context-dependent turns are counted as it is written: about 1 ms of detector per
+    # dialogue, on a loop that is waiting on the network, instead of all of them after the last answer.
+    dependent: dict[str, tuple[int, str]] = {}
+
+    def written(record: dict[str, Any]) -> None:
+        if record["status"] == "ok":
+            dependent[record["id"]] = count_dependent(record["messages"])
+        ctx.advance()
+
     async def go() -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
         async with ctx.open_models("user", "assistant") as (user, assistant):
             with ctx.records("dialogues") as run:
-                result = await run_simulate(seeds, user, assistant, run.store, s, on_record=lambda _: ctx.advance())
+                result = await run_simulate(seeds, user, assistant, run.store, s, on_record=written)
                 run.cost = result.cost()
                 records = read_stage_output(run.store.path)
-                stats = summarize(records)  # once: the manifest's and the summary line's
+                stats = summarize(records, dependent)  # once: the manifest's and the summary line's
                 run.fields["stats"] = stats.to_dict()
         return result.cost(), records, stats
 

@@ -282,7 +282,8 @@ class SimulateResult:
     """What this run did (records resumed from an earlier run are not in it).
 
     Counts only: the full statistics (context dependence included) come from the output afterwards,
-    :func:`turnwise.simulate.stats.summarize`, so that no detector runs on the event loop mid-run.
+    :func:`turnwise.simulate.stats.summarize` (the ``simulate`` stage feeds it each dialogue's detector count,
+    taken by its ``on_record`` as the dialogue was written).
     """
 
     user_cost: Cost = field(default_factory=Cost)

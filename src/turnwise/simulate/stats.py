@@ -74,7 +74,8 @@ class SimulationStats:
     dependent_turns: int = 0
     detectors: Counter[str] = field(default_factory=Counter)
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: dict[str, Any], dependent: tuple[int, str] | None = None) -> None:
+        """Count ``record``; ``dependent`` is its :func:`count_dependent`, when already known."""
         meta = record.get("meta", {})
         self.dialogues += 1
         self.status[record["status"]] += 1
@@ -87,8 +88,8 @@ class SimulationStats:
         simulated = [m["content"] for m in record["messages"] if m["role"] == "user"][1:]
         self.user_turns += len(simulated)
         self.user_chars += sum(len(text) for text in simulated)
-        dependent, detector = count_dependent(record["messages"])
-        self.dependent_turns += dependent
+        dependent_turns, detector = dependent or count_dependent(record["messages"])
+        self.dependent_turns += dependent_turns
         self.detectors[detector] += 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,9 +135,16 @@ def iter_output(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def summarize(records: Iterable[dict[str, Any]]) -> SimulationStats:
-    """Statistics over records (a list, or :func:`iter_output` of a file)."""
+def summarize(records: Iterable[dict[str, Any]],
+              dependent: dict[str, tuple[int, str]] | None = None) -> SimulationStats:
+    """Statistics over records (a list, or :func:`iter_output` of a file).
+
+    ``dependent`` maps a record id to its :func:`count_dependent`, counted as the record was written (a run
+    counts its dialogues as they end, while it waits on the network, rather than all of them after the last);
+    a record without an entry is counted here.
+    """
     stats = SimulationStats()
+    known = dependent or {}
     for record in records:
-        stats.add(record)
+        stats.add(record, known.get(record.get("id")))
     return stats
