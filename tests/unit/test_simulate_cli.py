@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from turnwise.cli.main import app, main
 from turnwise.records import read_stage_output
+from turnwise.simulate import summarize
 from turnwise.testing.scripted_runner import serve_in_thread
 from turnwise.testing.scripted_server import ServerConfig
 
@@ -32,6 +33,8 @@ def test_simulate_writes_records_manifest_and_stats(tmp_path):
     stats = manifest["stats"]
     assert stats["dialogues"] == 5 and stats["turns_per_dialogue"] == 3.0 and stats["simulated_user_turns"] == 10
     assert set(stats["context_dependent"]) == {"turns", "share_of_simulated_user_turns", "per_dialogue", "detector"}
+    # counted as each dialogue was written, equal to counting the file afterwards
+    assert stats == summarize(records).to_dict()
     assert manifest["runs"][-1]["cost"]["user"]["calls"] == 10
     assert "5 dialogues: 5 ok" in result.output
 

@@ -44,6 +44,17 @@ def test_summary_by_hand():
     assert data["filters"] == {"too_short": 4, "repeated": 2} and data["regenerations"] == 6
 
 
+def test_counts_taken_as_records_were_written_are_used(monkeypatch):
+    """A record with a known count is not read again by the detector; one without is (a resumed record)."""
+    seen = []
+    real = stats_module.count_dependent
+    monkeypatch.setattr(stats_module, "count_dependent", lambda messages: seen.append(messages) or real(messages))
+    data = summarize(RECORDS, {"a": (5, "given")}).to_dict()["context_dependent"]
+    assert data["turns"] == 5 + 0 and data["detector"] == {"given": 1, stats_module.DETECTOR: 1}
+    assert seen == [RECORDS[1]["messages"]]  # only b: a was known, c is not ok
+    assert summarize(RECORDS, {"a": count_dependent(RECORDS[0]["messages"])}).to_dict() == summarize(RECORDS).to_dict()
+
+
 def test_detector_falls_back_to_pronouns_without_turnwise_detect(monkeypatch):
     real_import = builtins.__import__
 
