@@ -37,6 +37,14 @@ phase's tail leaving the server part idle.
 and is judged once with the YES/NO rubric prompt, so chain(d) = a(d) + j(d), the rubric call matched to its answer
 by the response it judges.
 
+``--process`` also times the command a user types, ``turnwise eval run`` (both roles on the same server,
+``--no-cache``), as a whole process from its start to its exit, on the same dialogues and against the same
+bound; its ratio is ``process_ratio``. It runs with Python's default bytecode caching after one untimed
+two-dialogue run (see ``bench/simulate_overhead.py``). A process pays ~0.5 s of start-up, a large share of
+MT-Bench's ~1 s bound, so ``--repeat N`` takes each question N times (turns tagged ``[copy k]``):
+``--process --repeat 20 --capacity 64`` is 1,600 dialogues, 6,400 calls, 64 slots, a ~10 s bound, the size
+of ``bench/simulate_overhead.py``'s workload.
+
 The last line is key=value pairs for scripts::
 
     ratio=1.08 wall_s=1.12 bound_s=1.04 chain_s=0.52 calls=320 ... baseline_ratio=1.25
@@ -84,8 +92,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baseline", action="store_true", help="skip the two-phase run")
     p.add_argument("--benchmark", choices=["mt-bench", "multichallenge"], default="mt-bench")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="MT-Bench only: each question N times, each copy's turns tagged (N x 80 dialogues)")
+    p.add_argument("--process", action="store_true",
+                   help="also time `turnwise eval run` as a whole process on the same dialogues")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server process
-    return p.parse_args()
+    args = p.parse_args()
+    if args.repeat > 1 and args.benchmark != "mt-bench":
+        p.error("--repeat applies to mt-bench only")
+    return args
 
 
 # ------------------------------------------------------------------------------------------ server process
@@ -146,18 +161,29 @@ def call(root: str, path: str, method: str = "GET") -> Any:
 # ------------------------------------------------------------------------------------------ client
 
 
-def load_items(benchmark: str = "mt-bench") -> tuple[list, str]:
+def load_items(benchmark: str = "mt-bench", repeat: int = 1, work: Path | None = None) -> tuple[list, str, Path | None]:
+    """The dialogues, their source, and the benchmark file `turnwise eval run` reads (None for the stand-in)."""
     if benchmark == "multichallenge":
         if not MULTICHALLENGE.is_file():
             raise SystemExit(f"no {MULTICHALLENGE} (run from the repository root with ../shared beside it)")
-        return load_benchmark(MULTICHALLENGE, "multichallenge"), "multichallenge"
+        return load_benchmark(MULTICHALLENGE, "multichallenge"), "multichallenge", MULTICHALLENGE
     if QUESTIONS.is_file():
-        return load_benchmark(QUESTIONS, "mt-bench", references="none"), "mt-bench"
+        path = QUESTIONS
+        if repeat > 1:  # copies with tagged turns: each its own dialogue, answers and bound entry
+            assert work is not None
+            path = work / "questions.jsonl"
+            with open(QUESTIONS, encoding="utf-8") as source, open(path, "w", encoding="utf-8") as out:
+                for line in source:
+                    question = json.loads(line)
+                    for copy in range(repeat):
+                        out.write(json.dumps({**question, "question_id": f"{question['question_id']}-{copy}",
+                                              "turns": [f"{t} [copy {copy}]" for t in question["turns"]]}) + "\n")
+        return load_benchmark(path, "mt-bench", references="none"), "mt-bench", path
     cats = ["writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"]
     items = [EvalItem(str(i), "mt-bench", cats[i % 8], [f"Question {i}: explain topic {i * 7919 % 10007}.",
                                                          "Now rewrite your answer for a child."], [1, 2])
              for i in range(80)]
-    return items, "synthetic"
+    return items, "synthetic", None
 
 
 async def run_client(base_url: str, items: list, pipelined: bool, capacity: int) -> dict[str, Any]:
@@ -235,12 +261,49 @@ def measure(root: str, base_url: str, items: list, pipelined: bool, capacity: in
             "cpu_ms_per_call": 1000 * cpu / max(bound["calls"], 1), "max_in_service": stats["max_in_service"]}
 
 
+def eval_command(base_url: str, questions: Path, out: Path, args: argparse.Namespace) -> list[str]:
+    """``turnwise eval run`` as a user types it, both roles on the scripted server, no cache."""
+    extra = ["--references", "none"] if args.benchmark == "mt-bench" else []
+    return [sys.executable, "-m", "turnwise.cli.main", "eval", "run", str(questions), str(out), "--model", "evaluated",
+            "--base-url", base_url, "--concurrency", str(args.capacity), "--judge-model", "judge",
+            "--judge-base-url", base_url, "--judge-concurrency", str(args.capacity), "--no-cache",
+            "--max-in-flight", "1024", *extra]
+
+
+def measure_process(root: str, base_url: str, questions: Path, work: Path, args: argparse.Namespace) -> dict:
+    """``turnwise eval run`` timed from its start to its exit, after an untimed two-dialogue run of it.
+
+    Python's default bytecode caching, as :func:`simulate_overhead.process_env` explains.
+    """
+    from simulate_overhead import process_env  # beside this file, hence on sys.path
+
+    def run(cmd: list[str]) -> None:
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=process_env())
+        if done.returncode:
+            raise RuntimeError(f"turnwise eval run failed ({done.returncode}): {done.stderr[-2000:]}")
+
+    run([*eval_command(base_url, questions, work / "warm-up" / "report.md", args), "--limit", "2"])
+    call(root, "/trace/reset", "POST")
+    call(root, "/stats/reset", "POST")
+    started = time.perf_counter()
+    run(eval_command(base_url, questions, work / "process" / "report.md", args))
+    wall = time.perf_counter() - started
+    bound = bound_of(call(root, "/trace"), args.capacity)
+    return {"dialogues": 0, "failed": 0, **bound, "wall_s": wall, "ratio": wall / bound["bound_s"],
+            "cpu_ms_per_call": float("nan"), "max_in_service": call(root, "/stats")["max_in_service"]}
+
+
 def main() -> None:
     args = parse_args()
     if args.serve:
         serve(args)
         return
-    items, source = load_items(args.benchmark)
+    with tempfile.TemporaryDirectory(prefix="turnwise-eval-bench-") as tmp:
+        run_all(args, Path(tmp))
+
+
+def run_all(args: argparse.Namespace, work: Path) -> None:
+    items, source, questions = load_items(args.benchmark, args.repeat, work)
     warm_up()
     rows: dict[str, dict[str, Any]] = {}
     with server_process(args) as base_url:
@@ -248,6 +311,10 @@ def main() -> None:
         rows["eval run (pipelined)"] = measure(root, base_url, items, True, args.capacity)
         if not args.no_baseline:
             rows["answer, then judge"] = measure(root, base_url, items, False, args.capacity)
+        if args.process:
+            if questions is None:
+                raise SystemExit(f"--process needs the benchmark file ({QUESTIONS}), not the synthetic stand-in")
+            rows["turnwise eval run (process)"] = measure_process(root, base_url, questions, work, args)
     print(f"{len(items)} dialogues ({source}); server {args.latency_ms:g} ± {args.jitter_ms:g} ms, "
           f"{args.capacity} in service")
     print(f"{'client':<24}{'wall s':>8}{'bound s':>9}{'chain s':>9}{'work s':>8}{'ratio':>7}{'calls':>7}"
@@ -261,6 +328,8 @@ def main() -> None:
             f"client_cpu_ms_per_call={r['cpu_ms_per_call']:.3f} data={source}")
     if "answer, then judge" in rows:
         tail += f" baseline_ratio={rows['answer, then judge']['ratio']:.3f}"
+    if "turnwise eval run (process)" in rows:
+        tail += f" process_ratio={rows['turnwise eval run (process)']['ratio']:.3f}"
     print(tail)
 
 

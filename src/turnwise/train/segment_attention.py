@@ -9,9 +9,9 @@ with one pair per row:
   chosen branch's outputs exactly (each sees only what comes before it);
 - the rejected branch's queries, gathered alone, attend to their row's history (a key-padding bias of
   ``rows × H``) and causally to their own branch; their outputs replace the (wrong) ones of the first call.
-  On the CPU this is :class:`_BranchAttention` (two flash-kernel calls merged by log-sum-exp, nothing computed
-  twice); elsewhere the history + rejected sequences are gathered and run causally whole, the history's
-  queries a second time, through the unmasked kernel a GPU runs fastest.
+  On the CPU both parts are one autograd node, :class:`_RowsAttention` (flash-kernel calls merged by
+  log-sum-exp, nothing computed twice); elsewhere the history + rejected sequences are gathered and run
+  causally whole, the history's queries a second time, through the unmasked kernel a GPU runs fastest.
 
 What is shared stays shared: projections, MLPs and the LM head run once over the history. The index tensors
 are O(S): the rejected positions, one history length per row. Gradients of the history's keys and values sum
@@ -97,35 +97,68 @@ def _plan(segments: SegmentIndex, dtype: torch.dtype, size: int) -> _Plan:
                  sequence_sources)
 
 
-class _BranchAttention(torch.autograd.Function):
-    """Queries of a rejected branch over its history (every key) and over its own keys (causally), as one softmax.
+def _flash(query: Any, key: Any, value: Any, causal: bool, scale: float, bias: Any = None) -> tuple[Any, Any]:
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, 0.0, causal, attn_mask=bias,
+                                                                       scale=scale)
 
-    Two calls of the CPU flash kernel, merged by their log-sum-exps; the backward calls the kernel's backward on
-    each part with the *merged* output and log-sum-exp, which is exactly the gradient of the single softmax
-    (the identity blockwise flash attention rests on). No history query is computed twice.
+
+def _flash_backward(grad: Any, query: Any, key: Any, value: Any, out: Any, lse: Any, causal: bool, scale: float,
+                    bias: Any = None) -> tuple[Any, Any, Any]:
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+        grad, query, key, value, out, lse, 0.0, causal, attn_mask=bias, scale=scale)
+
+
+class _RowsAttention(torch.autograd.Function):
+    """The CPU path in one autograd node: the rows causally, then the rejected queries over their row's history
+    (every key) and their own branch (causally) as one softmax, written over the rows' rejected outputs.
+
+    The rejected part is two calls of the flash kernel merged by their log-sum-exps; its backward calls the
+    kernel's backward on each part with the *merged* output and log-sum-exp, which is exactly the gradient of
+    the single softmax (the identity blockwise flash attention rests on). The rows' backward gets a zero
+    gradient where the rejected outputs replaced its own. Nothing is computed twice, and every gradient is
+    accumulated into the three full-size buffers the rows' backward returns.
     """
 
     @staticmethod
-    def forward(ctx: Any, query: Any, key_h: Any, value_h: Any, key_r: Any, value_r: Any, bias: Any,
-                has_history: Any, scale: float) -> Any:
-        kernel = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-        out_h, lse_h = kernel(query, key_h, value_h, 0.0, False, attn_mask=bias, scale=scale)
-        out_r, lse_r = kernel(query, key_r, value_r, 0.0, True, scale=scale)
-        lse_h = lse_h.masked_fill(~has_history[:, None, None], float("-inf"))  # the kernel gives 0 for no key
+    def forward(ctx: Any, query: Any, key: Any, value: Any, plan: _Plan, rejected: Any, scale: float) -> Any:
+        rows, heads, size, dim = query.shape
+        out_rows, lse_rows = _flash(query, key, value, True, scale)
+        where = (rejected // size, rejected % size)  # (rows, R) each: the row and column of each rejected token
+        q_r, k_r, v_r = (x.permute(0, 2, 1, 3)[where].permute(0, 2, 1, 3) for x in (query, key, value))
+        width = plan.history_bias.shape[-1]
+        k_h, v_h = key[:, :, :width], value[:, :, :width]
+        out_h, lse_h = _flash(q_r, k_h, v_h, False, scale, plan.history_bias)
+        out_r, lse_r = _flash(q_r, k_r, v_r, True, scale)
+        lse_h = lse_h.masked_fill(~plan.has_history[:, None, None], float("-inf"))  # the kernel gives 0 for no key
         lse = torch.logaddexp(lse_h, lse_r)
-        out = (torch.exp(lse_h - lse)[..., None] * out_h + torch.exp(lse_r - lse)[..., None] * out_r).to(query.dtype)
-        ctx.save_for_backward(query, key_h, value_h, key_r, value_r, bias, out, lse)
-        ctx.scale = scale
-        return out
+        out_b = (torch.exp(lse_h - lse)[..., None] * out_h + torch.exp(lse_r - lse)[..., None] * out_r).to(query.dtype)
+        out = out_rows.transpose(1, 2).reshape(rows * size, heads, dim)  # a copy: the rows' own output stays saved
+        out.index_copy_(0, plan.targets, out_b.transpose(1, 2).reshape(-1, heads, dim).index_select(0, plan.sources))
+        ctx.save_for_backward(query, key, value, out_rows, lse_rows, q_r, k_r, v_r, out_b, lse, rejected)
+        ctx.plan, ctx.scale = plan, scale
+        return out.view(rows, size, heads, dim)
 
     @staticmethod
     def backward(ctx: Any, grad: Any) -> Any:
-        query, key_h, value_h, key_r, value_r, bias, out, lse = ctx.saved_tensors
-        kernel = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
-        grad = grad.contiguous()
-        dq_h, dk_h, dv_h = kernel(grad, query, key_h, value_h, out, lse, 0.0, False, attn_mask=bias, scale=ctx.scale)
-        dq_r, dk_r, dv_r = kernel(grad, query, key_r, value_r, out, lse, 0.0, True, scale=ctx.scale)
-        return dq_h + dq_r, dk_h, dv_h, dk_r, dv_r, None, None, None
+        query, key, value, out_rows, lse_rows, q_r, k_r, v_r, out_b, lse, rejected = ctx.saved_tensors
+        plan, scale = ctx.plan, ctx.scale
+        rows, heads, size, dim = query.shape
+        flat = grad.reshape(rows * size, heads, dim)
+        grad_b = flat.new_zeros(rejected.numel(), heads, dim)
+        grad_b.index_copy_(0, plan.sources, flat.index_select(0, plan.targets))
+        grad_b = grad_b.view(*rejected.shape, heads, dim).transpose(1, 2).contiguous()
+        grad_rows = flat.index_fill(0, plan.targets, 0.0).view(rows, size, heads, dim).transpose(1, 2)
+        dq, dk, dv = _flash_backward(grad_rows, query, key, value, out_rows, lse_rows, True, scale)
+        width = plan.history_bias.shape[-1]
+        dq_h, dk_h, dv_h = _flash_backward(grad_b, q_r, key[:, :, :width], value[:, :, :width], out_b, lse, False,
+                                           scale, plan.history_bias)
+        dq_r, dk_r, dv_r = _flash_backward(grad_b, q_r, k_r, v_r, out_b, lse, True, scale)
+        dk[:, :, :width] += dk_h
+        dv[:, :, :width] += dv_h
+        where = (rejected // size, rejected % size)
+        for full, part in ((dq, dq_h + dq_r), (dk, dk_r), (dv, dv_r)):
+            full.permute(0, 2, 1, 3).index_put_(where, part.permute(0, 2, 1, 3), accumulate=True)
+        return dq, dk, dv, None, None, None
 
 
 def _pick(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -156,28 +189,23 @@ def segment_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value
     """Attention of the shared rows, each branch seeing its history and itself; ``(rows, S, heads, d)`` like sdpa's.
 
     ``query`` is ``(rows, heads, S, d)``, ``key``/``value`` ``(rows, kv_heads, S, d)`` as transformers passes them.
-    ``split`` (default: on the CPU without dropout) runs the rejected queries through :class:`_BranchAttention`;
+    ``split`` (default: on the CPU without dropout) runs everything through :class:`_RowsAttention`;
     otherwise through the whole history + rejected sequences (see the module docstring).
     """
     rows, heads, size, dim = query.shape
     key, value = _repeat(key, heads), _repeat(value, heads)
-    out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, dropout_p=dropout)
-    out = out.transpose(1, 2)  # (rows, S, heads, d), what transformers expects back
     if split is None:
         split = query.device.type == "cpu" and dropout == 0.0
     plan = segments.plan(query.dtype, size)
     if split:
-        q_r, k_r, v_r = (_pick(x, segments.rejected) for x in (query, key, value))
-        width = plan.history_bias.shape[-1]
         scale = scaling if scaling is not None else dim ** -0.5
-        rejected = _BranchAttention.apply(q_r, key[:, :, :width], value[:, :, :width], k_r, v_r,
-                                          plan.history_bias, plan.has_history, scale)
-        rejected = _flat(rejected).index_select(0, plan.sources)
-    else:
-        q, k, v = (_pick(x, plan.sequences) for x in (query, key, value))
-        whole = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, dropout_p=dropout)
-        rejected = _flat(whole).index_select(0, plan.sequence_sources)
-    return out.reshape(rows * size, heads, dim).index_copy(0, plan.targets, rejected).reshape(rows, size, heads, dim)
+        return _RowsAttention.apply(query, key, value, plan, segments.rejected, scale)
+    out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, dropout_p=dropout)
+    q, k, v = (_pick(x, plan.sequences) for x in (query, key, value))
+    whole = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, dropout_p=dropout)
+    rejected = _flat(whole).index_select(0, plan.sequence_sources)
+    out = out.transpose(1, 2).reshape(rows * size, heads, dim)  # (rows, S, heads, d) is what transformers expects
+    return out.index_copy(0, plan.targets, rejected).reshape(rows, size, heads, dim)
 
 
 def _dispatcher(base: str) -> Any:
