@@ -1,4 +1,4 @@
-"""`turnwise train sft|ask|dpo` and the training stages of a recipe are one stage: the same settings reach the same
+"""`turnwise train sft|ask|dpo|rm` and the training stages of a recipe are one stage: the same settings reach the same
 adapter, which trains the same weights (a tiny model, a few steps on a CPU, seeded) and keeps the same rows."""
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def weights(folder: Path) -> dict[str, Any]:
      {"lang": "en", "end_marker": "[END]"}),
     ("train_dpo", ["train", "dpo"], "pairs.jsonl", ["--beta", "0.2", "--sft-weight", "0.5", "--only", "neglect"],
      {"beta": 0.2, "sft_weight": 0.5, "only": ["neglect"]}),
+    ("train_rm", ["train", "rm"], "pairs.jsonl", ["--heldout-fraction", "0.2"], {"heldout_fraction": 0.2}),
 ])
 def test_a_training_command_and_its_recipe_stage_train_the_same_weights(kind, words, inputs, extra_cli, extra, data,
                                                                           tiny_model_dir, tmp_path, monkeypatch):

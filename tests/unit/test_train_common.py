@@ -20,7 +20,7 @@ from turnwise.train.common import (
     resolve_placement,
     trl_args,
 )
-from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, SFTTrainConfig
+from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, RMTrainConfig, SFTTrainConfig
 from turnwise.train.dpo import dpo_loss_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,7 +151,7 @@ def test_cli_help_lists_every_setting_and_reports_bad_keys(tmp_path):
 
 def test_docs_name_every_setting():
     docs = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
-    for cls in (SFTTrainConfig, DPOTrainConfig):
+    for cls in (SFTTrainConfig, DPOTrainConfig, RMTrainConfig):
         missing = [name for name in field_docs(cls) if f"`{name}`" not in docs]
         assert not missing, f"docs/training.md does not mention {missing}"
 

@@ -2,10 +2,11 @@
 
     scorer = build_scorer(["longreward", "numeric=2"], judge=judge, retriever=retriever)
 
-A spec is ``NAME[=WEIGHT]``: ``longreward``, ``exact``, ``normalized``, ``numeric`` or a
-``module:function`` check. The mixed total is the weighted mean of each scorer's own total
-(``Σ w·total / Σ w`` over the scorers that apply to the response), so LongReward's four dimensions count
-as one scorer, not four; one failed scorer fails the response.
+A spec is ``NAME[=WEIGHT]``: ``longreward``, ``exact``, ``normalized``, ``numeric``, ``rm:PATH`` (a
+reward model, :mod:`turnwise.score.reward_model`) or a ``module:function`` check. The mixed total is the
+weighted mean of each scorer's own total (``Σ w·total / Σ w`` over the scorers that apply to the
+response), so LongReward's four dimensions count as one scorer, not four; one failed scorer fails the
+response.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from turnwise.errors import ConfigError
 from turnwise.judge.core import Judge
 from turnwise.retrieval.retriever import Retriever
 from turnwise.score.longreward import LongRewardConfig, LongRewardScorer
+from turnwise.score.reward_model import PREFIX as RM_PREFIX
+from turnwise.score.reward_model import RewardModelScorer
 from turnwise.score.types import OK, ScoreBatch, ScoreCost, ScoreInput, Scorer, ScoreResult
 from turnwise.score.verifiable import BUILTIN_CHECKS, VerifiableScorer, function_scorer
 
@@ -105,6 +108,9 @@ def _one(name: str, judge: Judge | None, retriever: Retriever | None, config: Lo
         return LongRewardScorer(judge, retriever, config)
     if name in BUILTIN_CHECKS:
         return VerifiableScorer(name, BUILTIN_CHECKS[name])
+    if name.startswith(RM_PREFIX):
+        return RewardModelScorer(name[len(RM_PREFIX):])
     if ":" in name:
         return function_scorer(name)
-    raise ConfigError(f"unknown scorer {name!r}; use longreward, {', '.join(BUILTIN_CHECKS)} or module:function")
+    raise ConfigError(f"unknown scorer {name!r}; use longreward, {', '.join(BUILTIN_CHECKS)}, rm:PATH (a reward "
+                      "model) or module:function")

@@ -17,8 +17,8 @@ class ScoringSettings:
 
     Attributes:
         scorer: scorer specs ``NAME[=WEIGHT]``: ``longreward`` (needs a judge model), ``exact``, ``normalized``,
-            ``numeric``, or a ``module:function`` check such as ``turnwise.quickstart.world:check_answer``; several
-            are mixed by weight.
+            ``numeric``, ``rm:PATH`` (a reward model from ``turnwise train rm``: 10·sigmoid(reward)), or a
+            ``module:function`` check such as ``turnwise.quickstart.world:check_answer``; several are mixed by weight.
         longreward: LongReward's dimensions, judge prompt language, retrieval depth and the history shown.
         retriever: faithfulness evidence: ``dense`` (sentence embeddings) or ``bm25``.
         embedding_model: the sentence-transformers model of the dense retriever (a name, hub id or folder; the

@@ -32,6 +32,8 @@ class ScoreInput:
         history: earlier turns, shown to the judges of helpfulness and logicality so that a follow-up
             ("and the second one?") can be understood.
         reference: the ground-truth answer, for verifiable scorers.
+        prompt: the prompt's messages as given (system message and a long document included), for scorers that
+            read the conversation whole (a reward model); empty = ``history`` then ``query``.
     """
 
     id: str
@@ -39,6 +41,7 @@ class ScoreInput:
     context: str = ""
     history: list[Message] = field(default_factory=list)
     reference: str | None = None
+    prompt: list[Message] = field(default_factory=list)
 
     @classmethod
     def from_prompt(cls, id: str, messages: list[Message], meta: dict[str, Any] | None = None) -> ScoreInput:
@@ -58,6 +61,7 @@ class ScoreInput:
             context=str(context) if context else render_history(history),
             history=history,
             reference=None if reference is None else str(reference),
+            prompt=list(messages),
         )
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from turnwise.errors import TurnwiseError
 from turnwise.stage.context import StageContext, StageResult
 from turnwise.stage.spec import Output, Port, Stage
-from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, SFTTrainConfig, TrainConfig
+from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, RMTrainConfig, SFTTrainConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 PROVIDED = {"data": "<inputs.data>", "model": "<models.base>", "output": "<stage folder>/model"}
@@ -64,8 +64,14 @@ class DPOStageSettings(DPOTrainConfig):
     only: list[str] | None = None
 
 
+@dataclass
+class RMStageSettings(RMTrainConfig):
+    accelerate: str | None = None
+    num_processes: int = 1
+
+
 for _cls, _core in ((SFTStageSettings, "SFTTrainConfig"), (AskStageSettings, "AskTrainConfig"),
-                    (DPOStageSettings, "DPOTrainConfig")):
+                    (DPOStageSettings, "DPOTrainConfig"), (RMStageSettings, "RMTrainConfig")):
     _cls.__doc__ = (f"A training stage's settings: every field of :class:`~turnwise.train.configs.{_core}` but data, "
                     f"model and output (the stage's input, base model and output), plus how it runs.\n{_LAUNCH_DOC}")
 DPOStageSettings.__doc__ += (
@@ -90,6 +96,7 @@ def _train_here(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any
 
     from turnwise.train.common import run_trainer
     from turnwise.train.dpo import build_dpo_trainer
+    from turnwise.train.rm import build_rm_trainer, run_rm_trainer
     from turnwise.train.sft import build_sft_trainer
 
     class Steps(TrainerCallback):
@@ -97,11 +104,18 @@ def _train_here(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any
             ctx.advance()
 
     ctx.torch_ready()
-    trainer, report, placement = (build_dpo_trainer if kind == "dpo" else build_sft_trainer)(cfg, callbacks=[Steps()])
+    if kind == "rm":
+        trainer, report, placement, heldout = build_rm_trainer(cfg, callbacks=[Steps()])
+    else:
+        build = build_dpo_trainer if kind == "dpo" else build_sft_trainer
+        trainer, report, placement = build(cfg, callbacks=[Steps()])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     ctx.total(trainer.args.max_steps if trainer.args.max_steps > 0 else None)
-    result = run_trainer(trainer, cfg, kind, report, placement)
+    if kind == "rm":
+        result = run_rm_trainer(trainer, cfg, report, placement, heldout)
+    else:
+        result = run_trainer(trainer, cfg, kind, report, placement)
     return {**_losses(result.log_history), "metrics": result.metrics, "data": report.to_dict(),
             "summary": report.summary()}
 
@@ -182,6 +196,22 @@ def train_dpo(ctx: StageContext) -> StageResult:
     return StageResult(ctx.outputs(), summary, counts={**logged["data"], **sources}, numbers=_numbers(logged))
 
 
+def train_rm(ctx: StageContext) -> StageResult:
+    sources = merge_pairs(ctx, ctx.output("pairs"))
+    if not sum(sources.values()):
+        raise TurnwiseError(f"stage {ctx.name}: no preference pairs to train on")
+    cfg = core_config(ctx, RMTrainConfig, ctx.output("pairs"), data_format="trl-pref", skip_invalid=False)
+    logged = _train(ctx, cfg, "rm")
+    metrics = logged["metrics"]
+    accuracy, low_high = metrics.get("heldout_pair_accuracy"), metrics.get("heldout_pair_accuracy_ci95")
+    from_ = " + ".join(f"{n} {label}" for label, n in sources.items())
+    held = (f", held-out pair accuracy {accuracy:.0%} [{low_high[0]:.0%}, {low_high[1]:.0%}] on "
+            f"{metrics.get('heldout_pairs')} pairs" if accuracy is not None else ", no pair held out")
+    return StageResult(ctx.outputs(), f"{sum(sources.values())} pairs ({from_}): {_loss_line(logged)}{held}",
+                       counts={**logged["data"], **sources},
+                       numbers={**_numbers(logged), **{k: v for k, v in metrics.items() if k.startswith("heldout")}})
+
+
 def merge_pairs(ctx: StageContext, target: Path, only: list[str] | None = None) -> dict[str, int]:
     """Every input's pairs (of the kinds ``only`` names, if given) in one trl-pref file, each row's meta cut to
     ``{source, kind}`` (one shape for pyarrow); the pairs per source. The settings' ``data_format``,
@@ -235,3 +265,8 @@ DPO = Stage("train_dpo", "DPO on multi-turn preference pairs, plus λ × the SFT
             DPOStageSettings, train_dpo,
             inputs=(Port("pairs", "preference pairs (trl-pref): capo, bestofn or files", many=True, flag="--data"),),
             outputs=(_MODEL, Output("pairs", "pairs.jsonl", "the pairs it trained on, from every input")), **_COMMON)
+RM = Stage("train_rm", "A reward model on multi-turn preference pairs (TRL's RewardTrainer); held-out pair accuracy.",
+           RMStageSettings, train_rm,
+           inputs=(Port("pairs", "preference pairs (trl-pref): capo, bestofn or files", many=True, flag="--data"),),
+           outputs=(_MODEL, Output("pairs", "pairs.jsonl", "the pairs it trained on (held-out ones included)")),
+           **_COMMON)

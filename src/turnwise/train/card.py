@@ -28,7 +28,7 @@ class TrainResult:
     """What a training run left behind.
 
     Attributes:
-        kind: sft, ask or dpo.
+        kind: sft, ask, dpo or rm.
         output: the output directory (final model, tokenizer, README.md, config, manifest).
         report: what happened to the data.
         metrics: final metrics: TRL's train metrics plus the last logged values.
@@ -48,8 +48,10 @@ _WHAT = {
     "sft": "multi-turn SFT, the loss on every assistant turn with all turns kept",
     "ask": "a user simulator (Parrot-Ask): multi-turn SFT with the loss on user turns",
     "dpo": "DPO on multi-turn preference pairs with the SFT term on the chosen answer",
+    "rm": "a reward model (one scalar on the last token, Bradley-Terry loss) on multi-turn preference pairs",
 }
-_HEADLINE_METRICS = ("train_loss", "loss", "rewards/accuracies", "rewards/margins", "mean_token_accuracy",
+_HEADLINE_METRICS = ("heldout_pair_accuracy", "heldout_pair_accuracy_ci95", "heldout_pairs", "train_loss", "loss",
+                     "accuracy", "rewards/accuracies", "rewards/margins", "mean_token_accuracy",
                      "global_step", "epoch", "train_runtime", "num_tokens")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -235,11 +236,13 @@ def distributed(trainer: Any) -> dict[str, Any]:
     return {"type": kind, "processes": state.num_processes}
 
 
-def run_trainer(trainer: Any, cfg: TrainConfig, kind: str, report: DataReport, placement: Placement) -> TrainResult:
+def run_trainer(trainer: Any, cfg: TrainConfig, kind: str, report: DataReport, placement: Placement, *,
+                evaluate: Callable[[Any], dict[str, Any]] | None = None) -> TrainResult:
     """Train (resuming from the last checkpoint when there is one), save, and write the run's records.
 
     The manifest (``OUTPUT/train.manifest.json``) and the resolved config are written before the first
-    step, so a crashed run leaves them behind; the model card comes at the end.
+    step, so a crashed run leaves them behind; the model card comes at the end, with the metrics
+    ``evaluate(trainer)`` adds after training (on the main process).
     """
     from turnwise.records import RunManifest
 
@@ -269,6 +272,8 @@ def run_trainer(trainer: Any, cfg: TrainConfig, kind: str, report: DataReport, p
         trainer.save_model(cfg.output)
     metrics = final_metrics(dict(output.metrics), trainer.state.log_history)
     metrics["global_step"] = trainer.state.global_step
+    if evaluate is not None and main:
+        metrics.update(evaluate(trainer))
     result = TrainResult(kind, Path(cfg.output), report, metrics, resumed_from, list(trainer.state.log_history))
     if main:
         write_model_card(result, cfg, placement.describe())

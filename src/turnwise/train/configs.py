@@ -219,3 +219,24 @@ class DPOTrainConfig(TrainConfig):
             raise ValueError(f"sft_weight must be 0 or more, got {self.sft_weight}")
         if self.prefix_attention not in ("segments", "mask"):
             raise ValueError(f"prefix_attention must be segments or mask, got {self.prefix_attention!r}")
+
+
+@dataclass
+class RMTrainConfig(TrainConfig):
+    """``turnwise train rm``: a reward model (a scalar head on the model) from preference pairs, TRL's RewardTrainer.
+
+    Attributes:
+        heldout_fraction: share of the pairs held out of training (a seeded draw) and scored after it: the held-out
+            pair accuracy (chosen scored above rejected) in the model card and the manifest. 0 = none held out.
+        center_rewards_coefficient: TRL's penalty on the squared mean reward (0.01 recommended by its docs), which
+            keeps rewards near zero; null = off.
+    """
+
+    learning_rate: float = 1e-5
+    heldout_fraction: float = 0.1
+    center_rewards_coefficient: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.heldout_fraction < 1:
+            raise ValueError(f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
