@@ -48,6 +48,7 @@ _WHAT = {
     "sft": "multi-turn SFT, the loss on every assistant turn with all turns kept",
     "ask": "a user simulator (Parrot-Ask): multi-turn SFT with the loss on user turns",
     "dpo": "DPO on multi-turn preference pairs with the SFT term on the chosen answer",
+    "online": "online multi-turn GRPO: candidates played out against a user simulator, rewarded per turn",
     "rm": "a reward model (one scalar on the last token, Bradley-Terry loss) on multi-turn preference pairs",
 }
 _HEADLINE_METRICS = ("heldout_pair_accuracy", "heldout_pair_accuracy_ci95", "heldout_pairs", "train_loss", "loss",
