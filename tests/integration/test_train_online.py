@@ -42,12 +42,12 @@ def config(dialogues, model, output, **changes):
 def test_rollouts_show_the_simulator_and_per_turn_rewards(dialogues, tiny_model_dir, tmp_path):
     from turnwise.online.grpo import prompt_rows, train_online
     from turnwise.records import read_stage_output
-
     from turnwise.train.data import read_items
 
     result = train_online(config(dialogues, tiny_model_dir, tmp_path / "out"))
     records = read_stage_output(tmp_path / "out" / "rollouts.jsonl")
-    prompts = {json.loads(r["meta"])["id"]: json.loads(r["meta"]) for r in prompt_rows(read_items(dialogues, None, skip_invalid=False, max_rows=4)[0])}
+    conversations, _ = read_items(dialogues, None, skip_invalid=False, max_rows=4)
+    prompts = {json.loads(r["meta"])["id"]: json.loads(r["meta"]) for r in prompt_rows(conversations)}
     assert len(records) == 2 * 4  # two steps of 4 candidates (2 prompts × 2 generations)
     for record in records:
         speakers = record["speakers"]

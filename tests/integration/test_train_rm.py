@@ -88,7 +88,8 @@ def test_best_of_n_scored_by_the_reward_model(trained, tmp_path):
         rewards = [c["dimensions"]["reward"]["details"]["reward"] for c in record["candidates"]]
         scores = [c["scores"]["reward"] for c in record["candidates"]]
         assert len(rewards) == 3 and all(0 < s < 10 for s in scores)
-        assert sorted(range(3), key=lambda i: rewards[i]) == sorted(range(3), key=lambda i: scores[i])
+        # 10·σ(r) keeps r's order (rounded to 4 decimals, near-equal rewards may tie)
+        assert all(scores[i] <= scores[j] for i in range(3) for j in range(3) if rewards[i] < rewards[j])
     manifest = json.loads((tmp_path / "bon.manifest.json").read_text(encoding="utf-8"))
     assert manifest["config"]["scorer"]["name"] == "rm"
 
@@ -102,3 +103,18 @@ def test_a_missing_or_wrong_reward_model_is_a_clear_error(tmp_path, tiny_model_d
         check_specs([f"rm:{tmp_path / 'none'}"])
     with pytest.raises(ConfigError, match="one output"):
         RewardModel.load(str(tiny_model_dir))  # a causal LM: its head gets the default two labels
+
+
+def test_the_heldout_draw_keeps_a_prompts_pairs_together():
+    from turnwise.train.rm import split_heldout, wilson
+
+    rows = [{"prompt": [{"role": "user", "content": f"q{i // 3}"}], "chosen": [], "rejected": [], "n": i}
+            for i in range(30)]  # 10 prompts, 3 pairs each
+    train, held = split_heldout(rows, 0.2, seed=1)
+    assert len(held) == 6 and len(train) == 24
+    assert not {r["prompt"][0]["content"] for r in held} & {r["prompt"][0]["content"] for r in train}
+    assert split_heldout(rows, 0.2, seed=1) == (train, held)  # seeded
+    assert split_heldout(rows, 0.0, seed=1) == (rows, [])
+    assert split_heldout(rows[:3], 0.5, seed=1) == (rows[:3], [])  # one prompt: nothing to hold out
+    low, high = wilson(15, 15)
+    assert high == 1.0 and round(low, 4) == 0.7961  # the 95% Wilson interval of 15/15, by the formula

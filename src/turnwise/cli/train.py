@@ -1,10 +1,11 @@
-"""`turnwise train sft|ask|dpo|rm`: train on turnwise's records through TRL, on a CPU, one GPU or (with
+"""`turnwise train sft|ask|dpo|rm|online`: train on turnwise's records through TRL, on a CPU, one GPU or (with
 `accelerate launch -m turnwise.train.sft`) many.
 
     turnwise train sft --data dialogues.jsonl --model Qwen/Qwen2.5-0.5B-Instruct --output runs/sft
     turnwise train dpo --config recipes/train-dpo.yaml --data pairs.jsonl --model runs/sft --output runs/dpo
     turnwise train ask --data dialogues.jsonl --model Qwen/Qwen2.5-0.5B --output runs/ask --set max_steps=200
     turnwise train rm --data pairs.jsonl --model runs/sft --output runs/rm
+    turnwise train online --data dialogues.jsonl --model runs/sft --output runs/online --scorer exact --turns 3
 
 Each is the stage of the same name a recipe runs (:mod:`turnwise.train.adapter`): its settings are the config
 dataclasses of :mod:`turnwise.train.configs`, every field an option (defaults, then ``--config`` (YAML), then
@@ -30,6 +31,7 @@ app.command("sft")(stage_command("train_sft"))
 app.command("ask")(stage_command("train_ask"))
 app.command("dpo")(stage_command("train_dpo"))
 app.command("rm")(stage_command("train_rm"))
+app.command("online")(stage_command("train_online"))
 
 
 @app.command("accelerate-config")

@@ -27,6 +27,7 @@ STAGES: dict[str, Any] = {
     "train_ask": "turnwise.train.adapter:ASK",
     "train_dpo": "turnwise.train.adapter:DPO",
     "train_rm": "turnwise.train.adapter:RM",
+    "train_online": "turnwise.train.adapter:ONLINE",
     "eval": "turnwise.eval.adapter:STAGE",
     "eval_answer": "turnwise.eval.adapter:ANSWER",
     "eval_judge": "turnwise.eval.adapter:JUDGE",

@@ -32,6 +32,7 @@ from typing import Any
 from turnwise.errors import TurnwiseError
 from turnwise.stage.context import StageContext, StageResult
 from turnwise.stage.spec import Output, Port, Stage
+from turnwise.online.grpo import OnlineTrainConfig
 from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, RMTrainConfig, SFTTrainConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,17 @@ class RMStageSettings(RMTrainConfig):
     num_processes: int = 1
 
 
+@dataclass
+class OnlineStageSettings(OnlineTrainConfig):
+    accelerate: str | None = None
+    num_processes: int = 1
+
+
 for _cls, _core in ((SFTStageSettings, "SFTTrainConfig"), (AskStageSettings, "AskTrainConfig"),
-                    (DPOStageSettings, "DPOTrainConfig"), (RMStageSettings, "RMTrainConfig")):
-    _cls.__doc__ = (f"A training stage's settings: every field of :class:`~turnwise.train.configs.{_core}` but data, "
+                    (DPOStageSettings, "DPOTrainConfig"), (RMStageSettings, "RMTrainConfig"),
+                    (OnlineStageSettings, "OnlineTrainConfig")):
+    _where = "turnwise.online.grpo" if _core == "OnlineTrainConfig" else "turnwise.train.configs"
+    _cls.__doc__ = (f"A training stage's settings: every field of :class:`~{_where}.{_core}` but data, "
                     f"model and output (the stage's input, base model and output), plus how it runs.\n{_LAUNCH_DOC}")
 DPOStageSettings.__doc__ += (
     "        only: train on these kinds of pair alone (CaPO strategies ``neglect``, ``hallucination``,\n"
@@ -104,20 +113,29 @@ def _train_here(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any
             ctx.advance()
 
     ctx.torch_ready()
+    store = None
     if kind == "rm":
         trainer, report, placement, heldout = build_rm_trainer(cfg, callbacks=[Steps()])
+    elif kind == "online":
+        from turnwise.online.grpo import build_online_trainer
+
+        trainer, report, placement, store = build_online_trainer(cfg, callbacks=[Steps()])
     else:
         build = build_dpo_trainer if kind == "dpo" else build_sft_trainer
         trainer, report, placement = build(cfg, callbacks=[Steps()])
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     ctx.total(trainer.args.max_steps if trainer.args.max_steps > 0 else None)
-    if kind == "rm":
-        result = run_rm_trainer(trainer, cfg, report, placement, heldout)
-    else:
-        result = run_trainer(trainer, cfg, kind, report, placement)
+    try:
+        if kind == "rm":
+            result = run_rm_trainer(trainer, cfg, report, placement, heldout)
+        else:
+            result = run_trainer(trainer, cfg, kind, report, placement)
+    finally:
+        if store is not None:
+            store.close()
     return {**_losses(result.log_history), "metrics": result.metrics, "data": report.to_dict(),
-            "summary": report.summary()}
+            "summary": report.summary(), "log_history": result.log_history}
 
 
 def launch_command(ctx: StageContext, config_file: Path, kind: str) -> list[str]:
@@ -127,7 +145,8 @@ def launch_command(ctx: StageContext, config_file: Path, kind: str) -> list[str]
     name = ctx.settings.accelerate
     accel = str(accelerate_config(name)) if name in ACCELERATE_CONFIGS else str(name)
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accel,
-            "--num_processes", str(ctx.settings.num_processes), "-m", f"turnwise.train.{kind}",
+            "--num_processes", str(ctx.settings.num_processes), "-m",
+            "turnwise.online.grpo" if kind == "online" else f"turnwise.train.{kind}",
             "--config", str(config_file)]
 
 
@@ -149,7 +168,7 @@ def _launch(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:
             log.warning("%s", line.split(": ", 1)[-1])
     manifest = json.loads((Path(cfg.output) / "train.manifest.json").read_text(encoding="utf-8"))
     return {**_losses(manifest.get("log_history", [])), "metrics": manifest.get("metrics", {}),
-            "data": manifest.get("data", {}), "summary": ""}
+            "data": manifest.get("data", {}), "summary": "", "log_history": manifest.get("log_history", [])}
 
 
 def _train(ctx: StageContext, cfg: TrainConfig, kind: str) -> dict[str, Any]:
@@ -212,6 +231,19 @@ def train_rm(ctx: StageContext) -> StageResult:
                        numbers={**_numbers(logged), **{k: v for k, v in metrics.items() if k.startswith("heldout")}})
 
 
+def train_online(ctx: StageContext) -> StageResult:
+    cfg = core_config(ctx, OnlineTrainConfig, ctx.conversation_file("data"))
+    logged = _train(ctx, cfg, "online")
+    rewards = [e["reward"] for e in logged.get("log_history", []) if "reward" in e]
+    user = "the records' own later turns" if cfg.user_mode == "replay" else f"{cfg.user_mode} {cfg.user_model}"
+    line = (f"{logged['metrics'].get('global_step', '?')} GRPO steps, {cfg.num_generations} candidates a prompt, "
+            f"{cfg.turns} turns each against {user}")
+    if rewards:
+        line += f"; mean reward {rewards[0]:.3f} → {rewards[-1]:.3f}"
+    return StageResult(ctx.outputs(), line, counts=logged["data"],
+                       numbers={"reward": rewards, "global_step": logged["metrics"].get("global_step")})
+
+
 def merge_pairs(ctx: StageContext, target: Path, only: list[str] | None = None) -> dict[str, int]:
     """Every input's pairs (of the kinds ``only`` names, if given) in one trl-pref file, each row's meta cut to
     ``{source, kind}`` (one shape for pyarrow); the pairs per source. The settings' ``data_format``,
@@ -265,6 +297,10 @@ DPO = Stage("train_dpo", "DPO on multi-turn preference pairs, plus λ × the SFT
             DPOStageSettings, train_dpo,
             inputs=(Port("pairs", "preference pairs (trl-pref): capo, bestofn or files", many=True, flag="--data"),),
             outputs=(_MODEL, Output("pairs", "pairs.jsonl", "the pairs it trained on, from every input")), **_COMMON)
+ONLINE = Stage("train_online", "Online multi-turn GRPO: candidates played out against a user simulator, rewarded per "
+               "turn by a checker, a judge or a reward model.", OnlineStageSettings, train_online, inputs=(_DATA,),
+               outputs=(_MODEL, Output("rollouts", "model/rollouts.jsonl", "every rollout: messages, who wrote "
+                                       "each, per-turn rewards")), **_COMMON)
 RM = Stage("train_rm", "A reward model on multi-turn preference pairs (TRL's RewardTrainer); held-out pair accuracy.",
            RMStageSettings, train_rm,
            inputs=(Port("pairs", "preference pairs (trl-pref): capo, bestofn or files", many=True, flag="--data"),),

@@ -226,8 +226,9 @@ class RMTrainConfig(TrainConfig):
     """``turnwise train rm``: a reward model (a scalar head on the model) from preference pairs, TRL's RewardTrainer.
 
     Attributes:
-        heldout_fraction: share of the pairs held out of training (a seeded draw) and scored after it: the held-out
-            pair accuracy (chosen scored above rejected) in the model card and the manifest. 0 = none held out.
+        heldout_fraction: share of the pairs held out of training (a seeded draw of prompts: all pairs of a history
+            on one side) and scored after it: the held-out pair accuracy (chosen scored above rejected) in the model
+            card and the manifest. 0 = none held out.
         center_rewards_coefficient: TRL's penalty on the squared mean reward (0.01 recommended by its docs), which
             keeps rewards near zero; null = off.
     """

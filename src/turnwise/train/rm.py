@@ -9,7 +9,8 @@ RewardTrainer loads the model with a one-output classification head (``num_label
 trains the Bradley–Terry loss ``−log σ(r(x, c) − r(x, r))`` (plus TRL's centering term when
 ``center_rewards_coefficient`` is set).
 
-A share of the pairs (``heldout_fraction``, a seeded draw) is held out of training and scored after it by
+A share of the pairs (``heldout_fraction``, a seeded draw of whole prompts: every pair of a held-out history is
+held out with it) is kept out of training and scored after it by
 :class:`turnwise.score.reward_model.RewardModel`, the same code that scores responses for ``bestofn`` and
 ``score`` (``--scorer rm:DIR``): the held-out pair accuracy (and its 95% Wilson interval) goes into the model
 card and the manifest.
@@ -17,6 +18,7 @@ card and the manifest.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -40,12 +42,24 @@ log = logging.getLogger(__name__)
 
 
 def split_heldout(rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list, list]:
-    """``(train, heldout)``: a seeded draw of ``round(fraction × n)`` rows held out (at least one when
-    ``fraction > 0`` and there are two rows or more; never every row)."""
-    if fraction <= 0 or len(rows) < 2:
+    """``(train, heldout)``: a seeded draw of about ``fraction`` of the rows held out, by prompt.
+
+    Every pair of one prompt (CaPO writes several rejected answers for one history) falls on the same side, so a
+    held-out pair's history was never trained on. At least one prompt is held out when ``fraction > 0`` and there
+    are two prompts or more; never all of them.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(json.dumps(row["prompt"], sort_keys=True, ensure_ascii=False), []).append(i)
+    if fraction <= 0 or len(groups) < 2:
         return rows, []
-    count = min(len(rows) - 1, max(1, round(fraction * len(rows))))
-    held = set(random.Random(seed).sample(range(len(rows)), count))
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    held: set[int] = set()
+    for key in keys[:-1]:  # the last prompt always trains
+        if len(held) >= fraction * len(rows):
+            break
+        held.update(groups[key])
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 
 
