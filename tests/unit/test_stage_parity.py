@@ -31,7 +31,8 @@ EVAL = "turnwise.eval.scripted:ScriptedEvalJudgeModel"
 # Where each stage's command lives.
 COMMANDS = {"generate": ["generate"], "simulate": ["simulate"], "ask_data": ["ask-data"], "detect": ["detect", "run"],
             "capo": ["capo"], "score": ["score"], "bestofn": ["bestofn"], "train_sft": ["train", "sft"],
-            "train_ask": ["train", "ask"], "train_dpo": ["train", "dpo"], "train_rm": ["train", "rm"], "train_online": ["train", "online"],
+            "train_ask": ["train", "ask"], "train_dpo": ["train", "dpo"], "train_rm": ["train", "rm"],
+            "train_online": ["train", "online"],
             "eval": ["eval", "run"],
             "eval_answer": ["eval", "answer"], "eval_judge": ["eval", "judge"], "eval_sharded": ["eval", "sharded"],
             "rewrite": ["rewrite", "run"],

@@ -151,7 +151,9 @@ def test_cli_help_lists_every_setting_and_reports_bad_keys(tmp_path):
 
 def test_docs_name_every_setting():
     docs = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
-    for cls in (SFTTrainConfig, DPOTrainConfig, RMTrainConfig):
+    from turnwise.online.grpo import OnlineTrainConfig
+
+    for cls in (SFTTrainConfig, DPOTrainConfig, RMTrainConfig, OnlineTrainConfig):
         missing = [name for name in field_docs(cls) if f"`{name}`" not in docs]
         assert not missing, f"docs/training.md does not mention {missing}"
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,9 +267,17 @@ def build_online_trainer(cfg: OnlineTrainConfig, *, callbacks: list[Any] | None 
     Path(cfg.output).mkdir(parents=True, exist_ok=True)
     store = RecordStore(Path(cfg.output) / ROLLOUTS)
     rollouts = OnlineRollouts(cfg, rows, store, build_scorer(list(cfg.scorer)), _user_simulator(cfg))
-    trainer = trl.GRPOTrainer(model=resolve(cfg.model), reward_funcs=[rollout_reward], args=config,
-                              train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
-                              peft_config=peft_config(cfg), callbacks=callbacks, rollout_func=rollouts)
+    import inspect
+
+    if "rollout_func" not in inspect.signature(trl.GRPOTrainer.__init__).parameters:
+        raise ConfigError(f"turnwise train online needs TRL's GRPOTrainer(rollout_func=...) (tested with TRL 1.16); "
+                          f"this TRL is {trl.__version__}: pip install -U trl")
+    with warnings.catch_warnings():  # TRL marks rollout_func experimental; tests/integration/test_train_online.py
+        # checks what turnwise relies on (the prompts it gets, the fields it returns, the rewards TRL logs)
+        warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
+        trainer = trl.GRPOTrainer(model=resolve(cfg.model), reward_funcs=[rollout_reward], args=config,
+                                  train_dataset=datasets.Dataset.from_list(rows), processing_class=tokenizer,
+                                  peft_config=peft_config(cfg), callbacks=callbacks, rollout_func=rollouts)
     return trainer, report, placement, store
 
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from turnwise.errors import TurnwiseError
+from turnwise.online.grpo import OnlineTrainConfig
 from turnwise.stage.context import StageContext, StageResult
 from turnwise.stage.spec import Output, Port, Stage
-from turnwise.online.grpo import OnlineTrainConfig
 from turnwise.train.configs import AskTrainConfig, DPOTrainConfig, RMTrainConfig, SFTTrainConfig, TrainConfig
 
 log = logging.getLogger(__name__)
