@@ -20,9 +20,10 @@ TRL would drop a pair whose prompt alone reaches ``max_length`` and cut the othe
 turnwise first drops the oldest turns of the prompt until prompt + the longer answer fits, and drops the
 pair only when even the system message and the last user turn do not (:func:`turnwise.train.data.dpo_rows`).
 
-By default (``shared_prefix``) each pair runs as one sequence, the history once and both answers after it
-under a mask that hides one from the other, through a DPOTrainer subclass whose loss code is TRL's
-(:mod:`turnwise.train.prefix_dpo`); ``shared_prefix: false`` uses TRL's DPOTrainer as it is.
+With ``shared_prefix: true`` each pair runs as one sequence, the history once and both answers after it, kept
+apart by the segment attention (``prefix_attention: segments``, no dense mask) or a dense mask (``mask``),
+through a DPOTrainer subclass whose loss code is TRL's (:mod:`turnwise.train.prefix_dpo`); ``shared_prefix:
+false`` (the default) uses TRL's DPOTrainer as it is.
 """
 
 from __future__ import annotations
