@@ -14,6 +14,7 @@ table and verdict ``turnwise quickstart`` prints).
     python bench/capo_sweep.py --out runs/capo-sweep                       # 4 trials x 3 dev seeds
     python bench/capo_sweep.py --out runs/capo-sweep --test                # then test once, seeds 0-4
     python bench/capo_sweep.py --out runs/s --trials 2 --seeds 0 --fast    # the wiring (a minute)
+    python bench/capo_sweep.py --out runs/grpo-sweep --methods "online GRPO" --test   # one method's trials
 
 A method is a group of recipe stages that share settings: the iterated round 2 takes its round 1's (so each side
 of the round-2 comparison is the method its round 1 chose).
@@ -46,6 +47,8 @@ METHODS = {
     "matched SFT (on-policy pairs)": (SFT_GRID, ("train_matched_sft_on_policy", "train_matched_sft_round_2"),
                                       "SFT + matched SFT (on-policy pairs)"),
     "more SFT": (SFT_GRID, ("train_more_sft",), "SFT + more SFT"),
+    # online GRPO: the same budget as the SFT baselines (learning rate and steps), the rollout settings fixed
+    "online GRPO": (SFT_GRID, ("train_online",), "SFT + online GRPO (multi-turn)"),
 }
 
 
@@ -112,6 +115,8 @@ def main() -> None:
     parser.add_argument("--test-seeds", default="0,1,2,3,4")
     parser.add_argument("--jobs", type=int, default=(os.cpu_count() or 1) + 1, help="seeds at once")
     parser.add_argument("--fast", action="store_true", help="the recipe's fast: block (the wiring only)")
+    parser.add_argument("--methods", help="only these methods' trials (comma-separated); the others keep the "
+                        "recipe's settings, so their stages are reused from the cache")
     args = parser.parse_args()
 
     import warnings
@@ -120,7 +125,11 @@ def main() -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     seeds = [int(s) for s in args.seeds.split(",")]
-    trials = draw_trials(args.trials)
+    methods = list(METHODS) if not args.methods else [m.strip() for m in args.methods.split(",")]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+    trials = [{m: trial[m] for m in methods} for trial in draw_trials(args.trials)]
     dev_sets = ["eval.split=dev", "eval.teacher_forced=false"]
     scores: list[dict[str, dict[str, float]]] = []
     started = time.perf_counter()
@@ -128,16 +137,17 @@ def main() -> None:
         t0 = time.perf_counter()
         result = run_quickstart(args.out / "dev", seeds=seeds, fast=args.fast,
                                 sets=[*sets_for(trial, args.fast), *dev_sets], jobs=args.jobs)
-        scores.append({method: dev_score(result.per_seed, METHODS[method][2]) for method in METHODS})
+        scores.append({method: dev_score(result.per_seed, METHODS[method][2]) for method in methods})
         print(f"trial {k}: {time.perf_counter() - t0:.0f} s; dev all-turn accuracy: "
-              + ", ".join(f"{m} {scores[-1][m]['all']:.1f}" for m in METHODS), flush=True)
-    best = {method: max(range(len(trials)), key=lambda k, m=method: (scores[k][m]["all"], -k)) for method in METHODS}
-    chosen = {method: trials[best[method]][method] for method in METHODS}
+              + ", ".join(f"{m} {scores[-1][m]['all']:.1f}" for m in methods), flush=True)
+    best = {method: max(range(len(trials)), key=lambda k, m=method: (scores[k][m]["all"], -k)) for method in methods}
+    chosen = {method: trials[best[method]][method] for method in methods}
     lines = [f"# CaPO model selection on the dev split: {len(trials)} trials per method, dev seeds "
              f"{', '.join(map(str, seeds))}{' (--fast)' if args.fast else ''}", "",
              "Dev accuracy in percent (all turns / dependent / standalone), mean over the dev seeds; the chosen trial "
              "in bold (the rule: best on all turns; ties go to the earlier trial).", ""]
-    for method, (grid, _, _) in METHODS.items():
+    for method in methods:
+        grid = METHODS[method][0]
         lines += [f"## {method}", "", "| trial | " + " | ".join(grid) + " | all | dependent | standalone |",
                   "|---|" + "---|" * (len(grid) + 3)]
         for k, trial in enumerate(trials):
@@ -163,7 +173,7 @@ def main() -> None:
     (args.out / "sweep.json").write_text(json.dumps({**report, "wall_s": round(wall, 1)}, indent=2), encoding="utf-8")
     print("\n".join(lines))
     print(f"wall_s={wall:.0f} trials={len(trials)} dev_seeds={len(seeds)} "
-          + " ".join(f"{m.replace(' ', '_')}_trial={best[m]}" for m in METHODS))
+          + " ".join(f"{m.replace(' ', '_')}_trial={best[m]}" for m in methods))
 
 
 if __name__ == "__main__":
