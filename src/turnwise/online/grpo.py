@@ -53,7 +53,7 @@ class OnlineTrainConfig(TrainConfig):
         max_completion_length: most tokens of a candidate answer (and of the policy's later answers).
         temperature: sampling temperature of the candidates.
         turns: assistant turns per rollout, the candidate's included (1 = the candidate alone).
-        discount: γ: turn k of a rollout weighs γ^(k−1) in the candidate's reward.
+        discount: the discount γ: turn k of a rollout weighs γ^(k−1) in the candidate's reward.
         scorer: scorer specs for every assistant turn (``module:function``, ``exact``, ``numeric``, ``rm:DIR``...).
         user_mode: ``replay`` (the record's later user turns), ``ask`` (an ask model) or ``prompted``.
         user_model: the simulator's model (a folder or hub id) for ``ask`` and ``prompted``.

@@ -35,7 +35,8 @@ def summary_lines(result: TrainResult) -> list[str]:
 
 
 def _parser(kind: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m turnwise.train.{kind}", description=__doc__)
+    module = "turnwise.online.grpo" if kind == "online" else f"turnwise.train.{kind}"
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=__doc__)
     parser.add_argument("--config", help="YAML config (a recipe, or a run's turnwise-config.yaml)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting (repeatable)")
