@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 MODELS = ["SFT", "SFT + matched SFT", "SFT + more SFT", "SFT + CaPO-DPO", "SFT + matched SFT (on-policy pairs)",
           "SFT + on-policy CaPO-DPO", "SFT + matched SFT (round-2 pairs)", "SFT + on-policy CaPO-DPO, round 2",
-          "SFT + best-of-N DPO"]
+          "SFT + best-of-N DPO", "SFT + online GRPO (multi-turn)"]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ pytest.importorskip("trl")
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = 21
+STAGES = 22
 
 
 def turnwise_run(*args: str) -> tuple[str, float]:
