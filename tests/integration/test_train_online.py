@@ -52,7 +52,7 @@ def test_rollouts_show_the_simulator_and_per_turn_rewards(dialogues, tiny_model_
     for record in records:
         speakers = record["speakers"]
         assert speakers[0] == "policy:candidate"
-        assert speakers[1:] in ([], ["user:simulator", "policy"])  # the world may have no later question
+        assert speakers[1:] in ([], ["user:replay", "policy"])  # the world may have no later question
         assert len(record["turn_rewards"]) == (len(speakers) + 1) // 2
         scored = [r for r in record["turn_rewards"] if r is not None]
         assert record["reward"] == pytest.approx(sum(scored) / len(scored) if scored else 0.0)
@@ -82,3 +82,38 @@ def test_resume_keeps_the_rollouts_and_continues_from_the_checkpoint(dialogues, 
     records = read_stage_output(out / "rollouts.jsonl")
     assert records[:len(first)] == first and len(records) == len(first) + 4
     assert {r["meta"]["step"] for r in records[len(first):]} == {1}
+
+
+def test_a_model_writes_the_user_turns_through_the_command_line(dialogues, tiny_model_dir, tmp_path):
+    """``turnwise train online --user-mode ask --user-model M``: a model writes the later user turns (the rollouts
+    name it), each draft filtered as ``turnwise simulate`` filters them, and a kept turn's reference is the one the
+    world's ``user_reference`` gives it (None for a question the world does not ask: the turn goes unscored)."""
+    from turnwise.cli.main import main
+    from turnwise.quickstart.world import oracle_reference
+    from turnwise.records import read_stage_output
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "online", "--data", str(dialogues), "--model", str(tiny_model_dir), "--output", str(out),
+              "--user-mode", "ask", "--user-model", str(tiny_model_dir), "--user-max-tokens", "12",
+              "--user-reference", "turnwise.quickstart.world:oracle_reference", "--turns", "3", "--scorer", CHECK,
+              "--set", "max_steps=1", "--set", "per_device_train_batch_size=4", "--set", "num_generations=2",
+              "--set", "max_completion_length=8", "--set", "max_rows=2", "--set", "gradient_checkpointing=false",
+              "--set", "save_steps=100"])
+    assert exit_info.value.code in (0, None)
+    records = read_stage_output(out / "rollouts.jsonl")
+    assert len(records) == 4
+    wrote = 0
+    for record in records:
+        assert record["ended_by"] in ("turns", "filter", "user")
+        assert sum(record["rejected_user_turns"].values()) <= 3 * 2  # at most 1 + 2 drafts a simulated turn
+        for k, speaker in enumerate(record["speakers"]):
+            if speaker.startswith("user:"):
+                wrote += 1
+                assert speaker == f"user:ask:{tiny_model_dir}"
+                dialogue = record["messages"][:record["prompt_length"] + k + 1]
+                assert record["references"][(k + 1) // 2] == oracle_reference(dialogue)
+                assert record["turn_rewards"][(k + 1) // 2] is None or dialogue[-1]["role"] == "user"
+    assert wrote or all(record["ended_by"] == "filter" for record in records)
+    manifest = json.loads((out / "train.manifest.json").read_text())
+    assert manifest["config"]["user_model"] == str(tiny_model_dir)

@@ -14,6 +14,7 @@ from turnwise.online.rollout import (
     discounted_mean,
 )
 from turnwise.score.verifiable import VerifiableScorer, exact_match
+from turnwise.simulate.filters import FilterConfig
 from turnwise.testing.fake import FakeChatModel
 
 PROMPT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1"}]
@@ -40,7 +41,7 @@ def test_replayed_user_turns_and_per_turn_rewards():
     assert [m["role"] for m in rollout.messages] == ["system", "user", "assistant", "user", "assistant", "user",
                                                      "assistant"]
     assert [m["content"] for m in rollout.messages[2:]] == ["A1", "Q2", "A2", "Q3", "wrong"]
-    assert rollout.speakers == ["policy:candidate", "user:simulator", "policy", "user:simulator", "policy"]
+    assert rollout.speakers == ["policy:candidate", "user:replay", "policy", "user:replay", "policy"]
     assert rollout.rewards == [1.0, 1.0, 0.0] and rollout.references == ["A1", "A2", "A3"]
     # (1·1 + 0.5·1 + 0.25·0) / (1 + 0.5 + 0.25)
     assert rollout.reward == pytest.approx(1.5 / 1.75)
@@ -75,7 +76,7 @@ def test_a_model_user_writes_the_next_turns_from_the_flipped_dialogue():
     rollout = run(continue_dialogue(PROMPT, "A1", policy=FakeChatModel(lambda m: "ok"), user=ModelUser(simulator),
                                     scorer=EXACT, cfg=RolloutConfig(turns=3), meta={"reference": "A1"}))
     assert [m["content"] for m in rollout.messages[2:]] == ["A1", "follow-up 1", "ok", "follow-up 2", "ok"]
-    assert rollout.speakers == ["policy:candidate", "user:simulator", "policy", "user:simulator", "policy"]
+    assert rollout.speakers == ["policy:candidate", "user:ask:fake", "policy", "user:ask:fake", "policy"]
     assert [m["role"] for m in asked[0] if m["role"] != "system"][-2:] == ["assistant", "user"]  # flipped
     assert asked[0][-1]["content"] == "A1"  # the assistant's answer is what the simulator replies to
     assert rollout.rewards == [1.0, None, None] and rollout.reward == 1.0
@@ -88,7 +89,48 @@ def test_the_simulator_ending_the_dialogue_and_a_failed_policy():
     failed = run(continue_dialogue(PROMPT, "A1", policy=FakeChatModel(lambda m: None), user=ReplayUser(),
                                    scorer=EXACT, cfg=RolloutConfig(turns=2),
                                    meta={"reference": "A1", "future": [{"content": "Q2", "reference": "A2"}]}))
-    assert failed.ended_by == "error" and failed.rewards == [1.0] and failed.speakers[-1] == "user:simulator"
+    assert failed.ended_by == "error" and failed.rewards == [1.0] and failed.speakers[-1] == "user:replay"
+    assert failed.end_reason == "turn 2: policy: scripted failure"
+
+
+def test_simulator_drafts_are_filtered_and_regenerated_and_referenced_by_the_world():
+    """Drafts that fail simulate's filters (too short, a repeat) or the check of your own are drawn again; the kept
+    turn gets the reference the world's function gives; the rejected drafts are counted in the rollout."""
+    drafts = iter(["?", "Q1", "off topic", "Q2", "Q3"])  # turn 2: too short, repeated, off-world, then Q2
+    off = lambda text, messages: "off_world" if text == "off topic" else None  # noqa: E731
+    user = ModelUser(FakeChatModel(lambda m: next(drafts), model="ask"), regenerations=3,
+                     filters=FilterConfig(min_chars=2), reference=lambda messages: "A" + messages[-1]["content"][1:],
+                     check=off)
+    rollout = run(continue_dialogue(PROMPT, "A1", policy=FakeChatModel(policy_replies), user=user, scorer=EXACT,
+                                    cfg=RolloutConfig(turns=3), meta={"reference": "A1"}))
+    assert [m["content"] for m in rollout.messages[2:]] == ["A1", "Q2", "A2", "Q3", "wrong"]
+    assert rollout.speakers[1::2] == ["user:ask:ask", "user:ask:ask"]
+    assert rollout.references == ["A1", "A2", "A3"] and rollout.rewards == [1.0, 1.0, 0.0]
+    assert rollout.rejected == {"too_short": 1, "repeated": 1, "off_world": 1}
+    assert rollout.to_record()["rejected_user_turns"] == {"too_short": 1, "repeated": 1, "off_world": 1}
+
+
+def test_no_draft_passing_the_filters_ends_the_rollout_as_filtered():
+    user = ModelUser(FakeChatModel(lambda m: "Q1", model="ask"), regenerations=2,  # always repeats the first turn
+                     filters=FilterConfig(min_chars=2))
+    rollout = run(continue_dialogue(PROMPT, "A1", policy=FakeChatModel(policy_replies), user=user, scorer=EXACT,
+                                    cfg=RolloutConfig(turns=3), meta={"reference": "A1"}))
+    assert (rollout.ended_by, rollout.end_reason) == ("filter", "repeated")
+    assert rollout.rejected == {"repeated": 3} and len(rollout.messages) == 3 and rollout.reward == 1.0
+    failing = ModelUser(FakeChatModel(lambda m: None, model="ask"))
+    broken = run(continue_dialogue(PROMPT, "A1", policy=FakeChatModel(policy_replies), user=failing, scorer=EXACT,
+                                   cfg=RolloutConfig(turns=2), meta={"reference": "A1"}))
+    assert (broken.ended_by, broken.end_reason) == ("error", "scripted failure")
+
+
+def test_the_toy_worlds_reference_for_a_simulated_question():
+    from turnwise.quickstart.world import oracle_reference
+
+    opened = [{"role": "user", "content": "Tell me about the Nile."},
+              {"role": "assistant", "content": "The Nile is a river in Africa."}]
+    assert oracle_reference([*opened, {"role": "user", "content": "How big is it?"}]) == "the Nile: 6,650 km"
+    assert oracle_reference([*opened, {"role": "user", "content": "And Fuji?"}]) == "Fuji: mountain | Asia"
+    assert oracle_reference([*opened, {"role": "user", "content": "Is it nice?"}]) is None
 
 
 def test_discounted_mean_by_hand():

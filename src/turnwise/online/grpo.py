@@ -15,7 +15,9 @@ the KL term (``beta``), clipping and the group normalisation are TRL's.
 
 The user simulator: ``user_mode: replay`` (the record's own later user turns, whose references the world
 knows: ``meta.references`` per assistant turn, as the quickstart's toy world writes them), ``ask`` (a trained
-ask model, ``user_model``) or ``prompted`` (an instruction model playing the user). The scorer is any
+ask model, ``user_model``) or ``prompted`` (an instruction model playing the user). A simulated turn passes
+``turnwise simulate``'s filters (and ``user_check``) or is drawn again; ``user_reference`` gives it a reference
+when a world can tell what a right answer states. The scorer is any
 ``--scorer`` spec (:mod:`turnwise.score.mix`): a checker (``module:function`` or ``exact``...), a reward model
 (``rm:DIR``); a turn without a reference or score does not count.
 
@@ -57,6 +59,16 @@ class OnlineTrainConfig(TrainConfig):
         scorer: scorer specs for every assistant turn (``module:function``, ``exact``, ``numeric``, ``rm:DIR``...).
         user_mode: ``replay`` (the record's later user turns), ``ask`` (an ask model) or ``prompted``.
         user_model: the simulator's model (a folder or hub id) for ``ask`` and ``prompted``.
+        user_temperature: the simulator's sampling temperature.
+        user_max_tokens: most tokens of a simulated user turn.
+        user_regenerations: drafts drawn again when one fails ``turnwise simulate``'s user-turn filters (too
+            short, a role label, an answer, repeated, near-duplicate, off-language) or ``user_check``; then the
+            rollout ends there (``ended_by: filter``).
+        user_check: a filter of your own, ``module:function``, ``function(text, messages)`` → a reason to reject
+            the draft, or None (``turnwise.quickstart.world:off_world``: questions the toy world does not ask).
+        user_reference: ``module:function``, ``function(messages)`` → the reference of a simulated user turn (the
+            dialogue ends on it), or None; a checker scores the turns that have one
+            (``turnwise.quickstart.world:oracle_reference``); without it, simulated turns have no reference.
         beta: GRPO's KL coefficient against the starting model (0 = no reference model, TRL's default).
     """
 
@@ -70,6 +82,11 @@ class OnlineTrainConfig(TrainConfig):
     scorer: list[str] = field(default_factory=lambda: ["exact"])
     user_mode: str = "replay"
     user_model: str | None = None
+    user_temperature: float = 0.7
+    user_max_tokens: int = 64
+    user_regenerations: int = 2
+    user_check: str | None = None
+    user_reference: str | None = None
     beta: float = 0.0
 
     def __post_init__(self) -> None:
@@ -77,7 +94,9 @@ class OnlineTrainConfig(TrainConfig):
         if self.user_mode not in ("replay", "ask", "prompted"):
             raise ValueError(f"user_mode must be replay, ask or prompted, got {self.user_mode!r}")
         if self.user_mode != "replay" and not self.user_model:
-            raise ValueError(f"user_mode {self.user_mode} needs user_model")
+            raise ValueError(f"user_mode {self.user_mode} needs user_model (in a recipe: models: {{user: ...}})")
+        if self.user_regenerations < 0:
+            raise ValueError(f"user_regenerations must be at least 0, got {self.user_regenerations}")
         if self.num_generations < 2:
             raise ValueError(f"num_generations must be at least 2 (GRPO compares a group), got {self.num_generations}")
         if self.per_device_train_batch_size % self.num_generations:
@@ -148,8 +167,14 @@ def _user_simulator(cfg: OnlineTrainConfig) -> Any:
     if cfg.user_mode == "replay":
         return ReplayUser()
     from turnwise.models.base import ModelSpec, load_model
+    from turnwise.score.verifiable import load_callable
+    from turnwise.simulate.filters import FilterConfig
 
-    return ModelUser(load_model(ModelSpec(model=str(cfg.user_model), backend="auto")), mode=cfg.user_mode)
+    reference = load_callable(cfg.user_reference, "user-turn reference") if cfg.user_reference else None
+    settings = GenerationSettings(temperature=cfg.user_temperature, max_tokens=cfg.user_max_tokens)
+    return ModelUser(load_model(ModelSpec(model=str(cfg.user_model), backend="auto")), mode=cfg.user_mode,
+                     settings=settings, filters=FilterConfig(check=cfg.user_check),
+                     regenerations=cfg.user_regenerations, reference=reference)
 
 
 class OnlineRollouts:

@@ -468,6 +468,14 @@ def oracle_turns(messages: Sequence[Message]) -> list[tuple[str, str, str]] | No
     return out
 
 
+def oracle_reference(messages: Sequence[Message]) -> str | None:
+    """The reference of the dialogue's last question (:func:`check_answer`'s), or None when the world does not ask it:
+    a user simulator's reference (``user_reference: turnwise.quickstart.world:oracle_reference``), so the turns a
+    trained ask model writes are scored without a judge."""
+    turns = oracle_turns(messages)
+    return turns[-1][1] if turns else None
+
+
 def off_world(text: str, messages: Sequence[Message]) -> str | None:
     """A user-turn filter (``filters: {check: turnwise.quickstart.world:off_world}``): ``off_world`` when the world
     does not ask ``text`` after ``messages`` (:func:`oracle_turns` cannot read it), so a simulator regenerates it."""

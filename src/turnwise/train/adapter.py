@@ -232,7 +232,8 @@ def train_rm(ctx: StageContext) -> StageResult:
 
 
 def train_online(ctx: StageContext) -> StageResult:
-    cfg = core_config(ctx, OnlineTrainConfig, ctx.conversation_file("data"))
+    user = ctx.model_path("user") if "user" in ctx.models else None
+    cfg = core_config(ctx, OnlineTrainConfig, ctx.conversation_file("data"), user_model=user)
     logged = _train(ctx, cfg, "online")
     rewards = [e["reward"] for e in logged.get("log_history", []) if "reward" in e]
     user = "the records' own later turns" if cfg.user_mode == "replay" else f"{cfg.user_mode} {cfg.user_model}"
@@ -300,7 +301,10 @@ DPO = Stage("train_dpo", "DPO on multi-turn preference pairs, plus λ × the SFT
 ONLINE = Stage("train_online", "Online multi-turn GRPO: candidates played out against a user simulator, rewarded per "
                "turn by a checker, a judge or a reward model.", OnlineStageSettings, train_online, inputs=(_DATA,),
                outputs=(_MODEL, Output("rollouts", "model/rollouts.jsonl", "every rollout: messages, who wrote "
-                                       "each, per-turn rewards")), **_COMMON)
+                                       "each, per-turn rewards")),
+               **{**_COMMON, "models": (_BASE, Port("user", "the user simulator (user_mode ask or prompted): an ask "
+                                                     "model a stage trained, a folder or a hub id", required=False)),
+                  "provided": {**PROVIDED, "user_model": "<models.user>"}})
 RM = Stage("train_rm", "A reward model on multi-turn preference pairs (TRL's RewardTrainer); held-out pair accuracy.",
            RMStageSettings, train_rm,
            inputs=(Port("pairs", "preference pairs (trl-pref): capo, bestofn or files", many=True, flag="--data"),),
