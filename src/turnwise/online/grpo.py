@@ -174,7 +174,7 @@ def _user_simulator(cfg: OnlineTrainConfig) -> Any:
     settings = GenerationSettings(temperature=cfg.user_temperature, max_tokens=cfg.user_max_tokens)
     return ModelUser(load_model(ModelSpec(model=str(cfg.user_model), backend="auto")), mode=cfg.user_mode,
                      settings=settings, filters=FilterConfig(check=cfg.user_check),
-                     regenerations=cfg.user_regenerations, reference=reference)
+                     regenerations=cfg.user_regenerations, reference=reference, name=str(cfg.user_model))
 
 
 class OnlineRollouts:

@@ -105,13 +105,13 @@ class ModelUser:
     def __init__(self, model: ChatModel, *, mode: str = "ask", lang: str = "en", end_marker: str | None = None,
                  settings: GenerationSettings | None = None, filters: Any = None, regenerations: int = 2,
                  reference: Callable[[list[Message]], str | None] | None = None,
-                 check: Callable[[str, list[Message]], str | None] | None = None):
+                 check: Callable[[str, list[Message]], str | None] | None = None, name: str | None = None):
         from turnwise.score.verifiable import load_callable
         from turnwise.simulate.filters import FilterConfig
         from turnwise.simulate.prompts import simulator_prompt
 
         self.model = model
-        self.name = f"{mode}:{model.model}"
+        self.name = f"{mode}:{name or model.model}"  # what the rollouts say spoke: the model as the user named it
         self.prompt = simulator_prompt(mode, lang, end_marker=end_marker)
         self.settings = settings or GenerationSettings(temperature=0.7, max_tokens=64)
         self.filters = filters if filters is not None else FilterConfig()
